@@ -1,0 +1,35 @@
+# mimsdir: `make help` lists the targets.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+CONFIG ?= config.yaml
+
+.PHONY: help install demo test lint schema fixtures down clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: ## install apt packages (if missing), the venv and the package (idempotent)
+	@bash scripts/bootstrap.sh
+
+demo: install ## start the embedded directory with the demo school and print how to sign in
+	@bash scripts/demo.sh
+
+test: install ## lint, then the whole test suite against a real slapd
+	@$(VENV)/bin/ruff check mimsdir tests scripts benchmarks
+	@$(VENV)/bin/pytest -q
+
+lint: install ## ruff only
+	@$(VENV)/bin/ruff check mimsdir tests scripts benchmarks
+
+schema: install ## regenerate schema/mims.schema and schema/mims.ldif from mimsdir/schemadef.py
+	@$(PY) scripts/gen_schema.py
+
+fixtures: install ## regenerate ldap-fixtures/ from scripts/make_demo_fixtures.py
+	@$(PY) scripts/make_demo_fixtures.py
+
+down: ## stop the demo directory
+	@$(VENV)/bin/mimsdir --config $(CONFIG) directory down
+
+clean: down ## stop the demo and delete its state (var/)
+	rm -rf var

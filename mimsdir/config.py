@@ -1,0 +1,286 @@
+"""Configuration: one YAML file, validated once at load into typed, frozen objects.
+
+Why so strict: a typo in a cron job's config (``max_disabel: 50``) must fail loudly on the first
+run, not silently fall back to a default that disables a school. Every error names the key path.
+Secrets never live in the YAML: only paths to files (or environment variables) that hold them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mimsdir.errors import ConfigError
+
+DEFAULT_CONFIG = "config.yaml"
+
+
+@dataclass(frozen=True)
+class Argon2Params:
+    """slapd's argon2 module (Debian builds argon2i). OWASP floor: m=19456 KiB, t>=2."""
+
+    m: int = 19456
+    t: int = 3
+    p: int = 1
+
+    def validate(self, path: str) -> None:
+        if self.m < 19456:
+            raise ConfigError(f"{path}.m: must be at least 19456 (KiB), got {self.m}")
+        if self.t < 3:
+            raise ConfigError(f"{path}.t: must be at least 3, got {self.t}")
+        if self.p < 1:
+            raise ConfigError(f"{path}.p: must be at least 1, got {self.p}")
+
+
+@dataclass(frozen=True)
+class LdapConfig:
+    uri: str = "ldap://127.0.0.1:3389"
+    base_dn: str = "dc=mims,dc=example"
+    timeout: float = 10.0
+    # Where the service accounts' password files are (one file per service: sync.pw, sspr.pw,
+    # device.pw). Default: <directory.state_dir>/secrets, written by `directory up`.
+    secrets_dir: str | None = None
+    # Optional ldapi URL for the host's root (SASL EXTERNAL); default: the embedded directory's.
+    ldapi_uri: str | None = None
+
+    def validate(self, path: str) -> None:
+        if not self.uri.startswith(("ldap://", "ldaps://", "ldapi://")):
+            raise ConfigError(f"{path}.uri: must start with ldap://, ldaps:// or ldapi://")
+        if "=" not in self.base_dn:
+            raise ConfigError(f"{path}.base_dn: not a DN: {self.base_dn!r}")
+        if self.timeout <= 0:
+            raise ConfigError(f"{path}.timeout: must be positive")
+
+
+@dataclass(frozen=True)
+class DirectoryConfig:
+    """The embedded slapd that `mimsdir directory up` runs."""
+
+    state_dir: str = "var/directory"
+    argon2: Argon2Params = field(default_factory=Argon2Params)
+    # MDB map size. Sparse on Linux: reserved address space, not disk. 500,000 students with
+    # indexes fit in well under 4 GiB; the accesslog needs its own.
+    max_size_mb: int = 8192
+    accesslog_max_size_mb: int = 4096
+    # Days an accesslog record is kept before slapd purges it.
+    audit_retention_days: int = 180
+    threads: int = 16
+    # slapd -d log level: "none", "stats", or any olcLogLevel words, space separated.
+    log_level: str = "none"
+    slapd: str = "/usr/sbin/slapd"
+    slapadd: str = "/usr/sbin/slapadd"
+    module_path: str = "/usr/lib/ldap"
+    schema_dir: str = "/etc/ldap/schema"
+
+    def validate(self, path: str) -> None:
+        self.argon2.validate(f"{path}.argon2")
+        if self.max_size_mb < 10 or self.accesslog_max_size_mb < 10:
+            raise ConfigError(f"{path}.max_size_mb: at least 10")
+        if self.threads < 2:
+            raise ConfigError(f"{path}.threads: at least 2")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """One ppolicy entry. Enforced by slapd, never by our Python."""
+
+    min_length: int = 8
+    # Failed binds before a lockout; 0 disables lockout.
+    max_failures: int = 5
+    # Lockout ends by itself after this many seconds (a classmate must not lock a child
+    # out for a day); 0 would mean "until an admin unlocks", which we refuse for students.
+    lockout_seconds: int = 300
+    # Failures older than this are forgotten.
+    failure_window_seconds: int = 600
+    history: int = 5
+    must_change_after_reset: bool = True
+
+    def validate(self, path: str) -> None:
+        if self.min_length < 4:
+            raise ConfigError(f"{path}.min_length: at least 4")
+        if self.max_failures < 0 or self.history < 0:
+            raise ConfigError(f"{path}: max_failures and history cannot be negative")
+        if self.max_failures and self.lockout_seconds <= 0:
+            raise ConfigError(f"{path}.lockout_seconds: must be positive when lockout is on")
+
+
+@dataclass(frozen=True)
+class PoliciesConfig:
+    lower_primary: PolicyConfig = field(default_factory=PolicyConfig)
+    upper_primary: PolicyConfig = field(default_factory=lambda: PolicyConfig(min_length=8))
+    staff: PolicyConfig = field(
+        default_factory=lambda: PolicyConfig(min_length=10, lockout_seconds=900, history=10)
+    )
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    """Roster sync guards (design-notes §7)."""
+
+    # A count ("50") or a percentage of the scope ("5%").
+    max_disable: str = "5%"
+    # Refuse when a school's row count fell by more than this since the last good run.
+    max_shrink: str = "10%"
+    retention_days: int = 365
+    google_ou_pattern: str = (
+        r"^/Students/(?P<school>[^/]+)/(?P<level>[^/]+)/(?P<class>[^/]+)$"
+    )
+    allowed_email_domains: tuple[str, ...] = ()
+    slips_dir: str = "var/slips"
+
+    def validate(self, path: str) -> None:
+        for key in ("max_disable", "max_shrink"):
+            value = getattr(self, key)
+            try:
+                parse_limit(value)
+            except ValueError as exc:
+                raise ConfigError(f"{path}.{key}: {exc}") from None
+        if self.retention_days < 1:
+            raise ConfigError(f"{path}.retention_days: at least 1")
+
+
+def parse_limit(value: str) -> tuple[float, bool]:
+    """'5%' -> (5.0, True); '50' -> (50.0, False). Raises ValueError naming the problem."""
+    text = str(value).strip()
+    is_percent = text.endswith("%")
+    number = text[:-1].strip() if is_percent else text
+    try:
+        amount = float(number)
+    except ValueError:
+        raise ValueError(
+            f"expected a count like 50 or a percentage like 5%, got {value!r}"
+        ) from None
+    if amount < 0 or (is_percent and amount > 100):
+        raise ValueError(f"out of range: {value!r}")
+    return amount, is_percent
+
+
+@dataclass(frozen=True)
+class Config:
+    ldap: LdapConfig = field(default_factory=LdapConfig)
+    directory: DirectoryConfig = field(default_factory=DirectoryConfig)
+    policies: PoliciesConfig = field(default_factory=PoliciesConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    # The folder the config file lives in: relative paths in it are relative to this.
+    base_path: str = "."
+
+    def path(self, value: str) -> Path:
+        """Resolve a path from the config relative to the config file, not the cwd (cron)."""
+        p = Path(value)
+        return p if p.is_absolute() else Path(self.base_path) / p
+
+    @property
+    def state_dir(self) -> Path:
+        return self.path(self.directory.state_dir).resolve()
+
+    @property
+    def secrets_dir(self) -> Path:
+        if self.ldap.secrets_dir:
+            return self.path(self.ldap.secrets_dir).resolve()
+        return self.state_dir / "secrets"
+
+    @property
+    def ldapi_uri(self) -> str:
+        if self.ldap.ldapi_uri:
+            return self.ldap.ldapi_uri
+        from urllib.parse import quote
+
+        return "ldapi://" + quote(str(self.state_dir / "ldapi"), safe="")
+
+
+def _build(cls: type, data: Any, path: str) -> Any:
+    """Build dataclass ``cls`` from a YAML mapping; unknown keys and wrong types name the key."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        key_path = f"{path}.{key}" if path else str(key)
+        if key not in fields or key == "base_path":
+            known = ", ".join(sorted(k for k in fields if k != "base_path"))
+            raise ConfigError(f"{key_path}: unknown key (known here: {known})")
+        kwargs[key] = _coerce(hints[key], value, key_path)
+    obj = cls(**kwargs)
+    validate = getattr(obj, "validate", None)
+    if validate:
+        validate(path)
+    return obj
+
+
+def _coerce(hint: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, path)  # type: ignore[arg-type]
+    if origin in (types.UnionType, typing.Union):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, path)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{path}: expected a list, got {type(value).__name__}")
+        (item,) = typing.get_args(hint)[:1]
+        return tuple(_coerce(item, v, f"{path}[{i}]") for i, v in enumerate(value))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected a whole number, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ConfigError(f"{path}: expected text, got {type(value).__name__}")
+        return str(value)
+    raise ConfigError(f"{path}: unsupported type {hint!r}")  # pragma: no cover
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load ``--config FILE``, else ``$MIMS_CONFIG``, else ``./config.yaml``, else defaults.
+
+    A missing file that was named explicitly is an error; a missing ./config.yaml is not
+    (defaults suit the embedded demo directory).
+    """
+    explicit = path or os.environ.get("MIMS_CONFIG")
+    cfg_path = Path(explicit) if explicit else Path(DEFAULT_CONFIG)
+    if not cfg_path.exists():
+        if explicit:
+            raise ConfigError(f"{cfg_path}: configuration file not found")
+        return Config(base_path=str(Path.cwd()))
+    try:
+        data = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{cfg_path}: cannot read: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{cfg_path}:{where}: not valid YAML") from None
+    try:
+        cfg = _build(Config, data, "")
+    except ConfigError as exc:
+        raise ConfigError(f"{cfg_path}: {exc}") from None
+    return dataclasses.replace(cfg, base_path=str(cfg_path.resolve().parent))
+
+
+def read_secret(path: Path, what: str) -> str:
+    """Read a one-line secret file; the error names the file, never the content."""
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what}: {exc.strerror}") from None

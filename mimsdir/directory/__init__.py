@@ -1,0 +1,1 @@
+"""The embedded slapd: its configuration and its process."""

@@ -1,0 +1,253 @@
+"""Start, stop and inspect the embedded slapd that lives in ``directory.state_dir``.
+
+``up`` rebuilds cn=config from ``schema/`` every time it starts slapd (data is kept), so the
+running server is always what the templates and config.yaml say; it is idempotent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import ldap
+
+from mimsdir.config import Config
+from mimsdir.directory.slapdconf import SERVICES, Dns, render_config, render_tree
+from mimsdir.errors import DirectoryError, DirectoryUnavailable
+from mimsdir.ldapio import Conn
+
+READY_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Status:
+    running: bool
+    pid: int | None
+    uri: str
+    ldapi_uri: str
+    state_dir: Path
+    students: int | None = None
+    entries: int | None = None
+
+
+def _pid(cfg: Config) -> int | None:
+    """The running slapd's pid from its pid file, or None if it is not running."""
+    pid_file = cfg.state_dir / "slapd.pid"
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    # A recycled pid belonging to another program is not our slapd.
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return pid
+    return pid if b"slapd" in cmdline and str(cfg.state_dir).encode() in cmdline else None
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(path, 0o600)
+
+
+def service_password_file(cfg: Config, name: str) -> Path:
+    return cfg.secrets_dir / f"{name}.pw"
+
+
+def _ensure_service_passwords(cfg: Config) -> dict[str, str]:
+    """Generate each service account's password once, into a 0600 file; never print it."""
+    cfg.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(cfg.secrets_dir, 0o700)
+    out = {}
+    for name in SERVICES:
+        path = service_password_file(cfg, name)
+        if not path.exists():
+            _write_private(path, secrets.token_urlsafe(24) + "\n")
+        out[name] = path.read_text(encoding="utf-8").strip()
+    return out
+
+
+def hash_password(cfg: Config, password: str) -> str:
+    """Hash with slappasswd and the server's own argon2 module and parameters.
+
+    The secret goes through a 0600 temp file (``-T``), never the command line.
+    """
+    a = cfg.directory.argon2
+    with tempfile.NamedTemporaryFile("w", dir=cfg.secrets_dir, delete=False) as fh:
+        fh.write(password)
+        secret_path = fh.name
+    try:
+        res = subprocess.run(
+            ["/usr/sbin/slappasswd", "-o", f"module-path={cfg.directory.module_path}",
+             "-o", f"module-load=argon2 m={a.m} t={a.t} p={a.p}", "-h", "{ARGON2}",
+             "-T", secret_path],
+            capture_output=True, text=True, check=False,
+        )
+    finally:
+        os.unlink(secret_path)
+    if res.returncode != 0:
+        raise DirectoryError(f"slappasswd failed: {res.stderr.strip()[:200]}")
+    return res.stdout.strip()
+
+
+def _run(cmd: list[str], what: str) -> str:
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        tail = "\n".join((res.stderr or res.stdout).strip().splitlines()[-8:])
+        raise DirectoryError(f"{what} failed (exit {res.returncode}):\n{tail}")
+    return res.stdout + res.stderr
+
+
+def build(cfg: Config) -> None:
+    """(Re)write cn=config from the templates; create the databases on first use."""
+    state = cfg.state_dir
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(state, 0o700)
+    for sub in ("data", "accesslog"):
+        (state / sub).mkdir(exist_ok=True, mode=0o700)
+    config_dir = state / "slapd.d"
+    new_config = render_config(cfg)
+    config_ldif = state / "config.ldif"
+    if not config_dir.exists() or not config_ldif.exists() or config_ldif.read_text() != new_config:
+        tmp_dir = state / "slapd.d.new"
+        _rmtree(tmp_dir)
+        tmp_dir.mkdir(mode=0o700)
+        _write_private(config_ldif, new_config)
+        _run([cfg.directory.slapadd, "-n0", "-F", str(tmp_dir), "-l", str(config_ldif)],
+             "slapadd of cn=config")
+        _rmtree(config_dir)
+        tmp_dir.rename(config_dir)
+    # -u: check the configuration without opening the databases (absent on first run)
+    _run([cfg.directory.slapd, "-Ttest", "-u", "-F", str(config_dir)], "slapd -Ttest")
+    if not (state / "data" / "data.mdb").exists():
+        passwords = _ensure_service_passwords(cfg)
+        hashed = {name: hash_password(cfg, pw) for name, pw in passwords.items()}
+        tree = state / "tree.ldif"
+        _write_private(tree, render_tree(cfg, hashed))
+        try:
+            _run([cfg.directory.slapadd, "-F", str(config_dir), "-b", cfg.ldap.base_dn, "-l",
+                  str(tree)], "slapadd of the base tree")
+        finally:
+            tree.unlink()
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _listen_urls(cfg: Config) -> str:
+    urls = [cfg.ldapi_uri]
+    if not cfg.ldap.uri.startswith("ldapi://"):
+        urls.insert(0, cfg.ldap.uri.rstrip("/") + "/")
+    return " ".join(urls)
+
+
+def up(cfg: Config) -> tuple[Status, bool]:
+    """Start slapd if it is not running. Returns (status, started_now)."""
+    pid = _pid(cfg)
+    if pid is not None:
+        return status(cfg), False
+    build(cfg)
+    state = cfg.state_dir
+    log = state / "slapd.log"
+    with contextlib.suppress(FileNotFoundError):
+        (state / "ldapi").unlink()
+    debug = "0" if cfg.directory.log_level == "none" else cfg.directory.log_level.replace(" ", ",")
+    cmd = [cfg.directory.slapd, "-F", str(state / "slapd.d"), "-h", _listen_urls(cfg),
+           "-d", debug]
+    # slapd stays in the foreground (-d) so its log goes to our file; the shell detaches it
+    # from this process so it outlives the CLI (no zombie, no Popen to reap).
+    subprocess.run(
+        ["/bin/sh", "-c", 'exec "$@" >>"$MIMS_SLAPD_LOG" 2>&1 </dev/null &', "sh", *cmd],
+        env={**os.environ, "MIMS_SLAPD_LOG": str(log)}, check=True,
+    )
+    _wait_ready(cfg, log)
+    return status(cfg), True
+
+
+def _wait_ready(cfg: Config, log: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with Conn(cfg.ldapi_uri, timeout=2) as c:
+                c.bind_external()
+                if not cfg.ldap.uri.startswith("ldapi://"):
+                    with Conn(cfg.ldap.uri, timeout=2) as tcp:
+                        tcp.whoami()
+                if _pid(cfg) is not None:
+                    return
+        except Exception as exc:  # not up yet: retry until the deadline
+            last = exc
+        time.sleep(0.1)
+    tail = ""
+    with contextlib.suppress(OSError):
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+    raise DirectoryUnavailable(
+        f"slapd did not become ready within {READY_TIMEOUT:.0f}s ({last}); log {log}:\n{tail}"
+    )
+
+
+def down(cfg: Config, timeout: float = 30.0) -> bool:
+    """Stop slapd by its pid file. Returns False if it was not running."""
+    pid = _pid(cfg)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _pid(cfg) is None:
+            break
+        time.sleep(0.05)
+    else:
+        # MDB is crash-safe: a kill loses nothing committed.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+    with contextlib.suppress(FileNotFoundError):
+        (cfg.state_dir / "slapd.pid").unlink()
+    return True
+
+
+def status(cfg: Config) -> Status:
+    pid = _pid(cfg)
+    st = Status(running=pid is not None, pid=pid, uri=cfg.ldap.uri, ldapi_uri=cfg.ldapi_uri,
+                state_dir=cfg.state_dir)
+    if pid is None:
+        return st
+    dns = Dns(cfg.ldap.base_dn)
+    try:
+        with Conn(cfg.ldapi_uri, timeout=5) as c:
+            c.bind_external()
+            total = sum(1 for _ in c.search_paged(dns.base, ldap.SCOPE_SUBTREE, "(objectClass=*)",
+                                                  ["1.1"], "counting entries"))
+            students = sum(1 for _ in c.search_paged(dns.students, ldap.SCOPE_ONELEVEL,
+                                                     "(objectClass=mimsStudent)", ["1.1"],
+                                                     "counting students"))
+    except Exception:  # a status report must not fail because counting did
+        return st
+    return Status(**{**st.__dict__, "students": students, "entries": total})
+
+
+def root_conn(cfg: Config) -> Conn:
+    """A connection bound as the host's root over the ldapi socket."""
+    c = Conn(cfg.ldapi_uri, timeout=cfg.ldap.timeout)
+    c.bind_external()
+    return c

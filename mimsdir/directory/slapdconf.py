@@ -1,0 +1,202 @@
+"""Render the embedded slapd's cn=config and its base tree from the templates in ``schema/``.
+
+Pure functions of the configuration: what `directory up` feeds to ``slapadd`` is inspectable
+and testable without running anything.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+from mimsdir.config import Config, PolicyConfig
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schema"
+
+SERVICES = ("sync", "sspr", "device")
+POLICIES = ("lower-primary", "upper-primary", "staff", "services")
+
+
+@dataclass(frozen=True)
+class Dns:
+    """Every well-known DN of the tree, derived from the base DN (design-notes §2)."""
+
+    base: str
+
+    @property
+    def students(self) -> str:
+        return f"ou=students,{self.base}"
+
+    @property
+    def staff(self) -> str:
+        return f"ou=staff,{self.base}"
+
+    @property
+    def groups(self) -> str:
+        return f"ou=groups,{self.base}"
+
+    @property
+    def services(self) -> str:
+        return f"ou=services,{self.base}"
+
+    @property
+    def policies(self) -> str:
+        return f"ou=policies,{self.base}"
+
+    @property
+    def admins(self) -> str:
+        return f"cn=ict-admins,{self.groups}"
+
+    @property
+    def root(self) -> str:
+        """The rootDN: what the host's root becomes over ldapi. No entry, no password."""
+        return f"cn=host-root,{self.base}"
+
+    def service(self, name: str) -> str:
+        return f"cn={name},{self.services}"
+
+    def policy(self, name: str) -> str:
+        return f"cn={name},{self.policies}"
+
+    def student(self, uid: str) -> str:
+        from ldap.dn import escape_dn_chars
+
+        return f"uid={escape_dn_chars(uid)},{self.students}"
+
+
+def policy_for_level(level: str) -> str:
+    """P1-P3 share the lower-primary policy, P4-P6 the upper-primary one."""
+    return "lower-primary" if level.upper() in ("P1", "P2", "P3") else "upper-primary"
+
+
+def render_acl(dns: Dns) -> list[str]:
+    """The olcAccess values, in order, from ``schema/acl.in``."""
+    text = (SCHEMA_DIR / "acl.in").read_text(encoding="utf-8")
+    values = {
+        "base": dns.base,
+        "admins": dns.admins,
+        "sync": dns.service("sync"),
+        "sspr": dns.service("sspr"),
+        "device": dns.service("device"),
+        "teacher": 'set="this/mimsFormTeacher & user"',
+    }
+    rules: list[str] = []
+    current: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            if current:
+                rules.append(" ".join(current))
+                current = []
+            continue
+        current.append(Template(line).substitute(values))
+    if current:
+        rules.append(" ".join(current))
+    return rules
+
+
+def render_config(cfg: Config) -> str:
+    """The cn=config LDIF for ``slapadd -n0``."""
+    d = cfg.directory
+    dns = Dns(cfg.ldap.base_dn)
+    state_dir = cfg.state_dir
+    acl = render_acl(dns)
+    acl_lines = "\n".join(f"olcAccess: {{{i}}}{rule}" for i, rule in enumerate(acl))
+    values = {
+        "state_dir": str(state_dir),
+        "log_level": d.log_level,
+        "threads": str(d.threads),
+        "uid": str(os.geteuid()),
+        "root_dn": dns.root,
+        "module_path": d.module_path,
+        "argon2_m": str(d.argon2.m),
+        "argon2_t": str(d.argon2.t),
+        "argon2_p": str(d.argon2.p),
+        "schema_dir": d.schema_dir,
+        "mims_schema": str(SCHEMA_DIR / "mims.ldif"),
+        "accesslog_max_size": str(d.accesslog_max_size_mb * 1024 * 1024),
+        "max_size": str(d.max_size_mb * 1024 * 1024),
+        "base": dns.base,
+        "acl_lines": acl_lines,
+        "audit_retention": f"{d.audit_retention_days:02d}",
+    }
+    template = Template((SCHEMA_DIR / "slapd-config.ldif.in").read_text(encoding="utf-8"))
+    return template.substitute(values)
+
+
+def _policy_entry(dns: Dns, name: str, p: PolicyConfig | None) -> str:
+    lines = [
+        f"dn: {dns.policy(name)}",
+        "objectClass: organizationalRole",
+        "objectClass: pwdPolicy",
+        f"cn: {name}",
+        "pwdAttribute: userPassword",
+    ]
+    if p is None:
+        # Service accounts: long random secrets, never locked out (a locked device account
+        # would stop every login of a school), never forced to change (a rotation must not
+        # leave the service able to do nothing but change its password again).
+        lines += ["pwdMinLength: 16", "pwdCheckQuality: 2", "pwdLockout: FALSE",
+                  "pwdMustChange: FALSE", "pwdAllowUserChange: TRUE", "pwdInHistory: 0"]
+    else:
+        lines += [
+            f"pwdMinLength: {p.min_length}",
+            # 2 = refuse what slapd cannot check: a client-hashed password is rejected.
+            "pwdCheckQuality: 2",
+            f"pwdLockout: {'TRUE' if p.max_failures else 'FALSE'}",
+            f"pwdMaxFailure: {p.max_failures}",
+            f"pwdLockoutDuration: {p.lockout_seconds}",
+            f"pwdFailureCountInterval: {p.failure_window_seconds}",
+            f"pwdInHistory: {p.history}",
+            f"pwdMustChange: {'TRUE' if p.must_change_after_reset else 'FALSE'}",
+            "pwdAllowUserChange: TRUE",
+            # A signed-in user changing their own password must give the old one.
+            "pwdSafeModify: TRUE",
+        ]
+    return "\n".join(lines)
+
+
+def _base_entry(base: str) -> str:
+    first = base.split(",", 1)[0]
+    attr, _, value = first.partition("=")
+    attr = attr.strip().lower()
+    if attr == "dc":
+        return (f"dn: {base}\nobjectClass: dcObject\nobjectClass: organization\n"
+                f"dc: {value}\no: {value}")
+    if attr == "o":
+        return f"dn: {base}\nobjectClass: organization\no: {value}"
+    if attr == "ou":
+        return f"dn: {base}\nobjectClass: organizationalUnit\nou: {value}"
+    raise ValueError(f"ldap.base_dn: cannot make a base entry for {base!r} (use dc=, o= or ou=)")
+
+
+def render_tree(cfg: Config, service_passwords: dict[str, str]) -> str:
+    """The base entry, the OUs, the policies and the service accounts, for ``slapadd``.
+
+    slapadd stores values as given, so ``service_passwords`` holds hashes made by slappasswd
+    with the same argon2 module and parameters as the server (never clear text).
+    """
+    dns = Dns(cfg.ldap.base_dn)
+    entries = [_base_entry(dns.base)]
+    for ou in ("students", "staff", "groups", "services", "policies"):
+        entries.append(f"dn: ou={ou},{dns.base}\nobjectClass: organizationalUnit\nou: {ou}")
+    pol = cfg.policies
+    entries.append(_policy_entry(dns, "lower-primary", pol.lower_primary))
+    entries.append(_policy_entry(dns, "upper-primary", pol.upper_primary))
+    entries.append(_policy_entry(dns, "staff", pol.staff))
+    entries.append(_policy_entry(dns, "services", None))
+    for name in SERVICES:
+        entries.append(
+            "\n".join([
+                f"dn: {dns.service(name)}",
+                "objectClass: applicationProcess",
+                "objectClass: simpleSecurityObject",
+                f"cn: {name}",
+                f"userPassword: {service_passwords[name]}",
+                f"pwdPolicySubentry: {dns.policy('services')}",
+            ])
+        )
+    return "\n\n".join(entries) + "\n"
+

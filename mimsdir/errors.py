@@ -1,0 +1,75 @@
+"""One error tree for the whole project, mapped to exit codes once, at the CLI's edge.
+
+Every error a person may see carries a one-line message that says what was being attempted;
+none carries a password or an answer.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit codes of design-notes §6, for cron and scripts."""
+
+    OK = 0
+    ROW_ERRORS = 1
+    USAGE = 2
+    REFUSED = 3
+    DIRECTORY = 4
+
+
+class MimsError(Exception):
+    """Root of every error mimsdir raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+    code = "error"
+
+
+class ConfigError(MimsError):
+    """The configuration file or the command line is wrong; nothing was done."""
+
+    exit_code = ExitCode.USAGE
+    code = "config"
+
+
+class UsageError(MimsError):
+    exit_code = ExitCode.USAGE
+    code = "usage"
+
+
+class RefusedError(MimsError):
+    """A safety limit refused the run before anything was written."""
+
+    exit_code = ExitCode.REFUSED
+    code = "refused"
+
+
+class DirectoryError(MimsError):
+    """The directory is unreachable or failed mid-run; rerunning converges."""
+
+    exit_code = ExitCode.DIRECTORY
+    code = "directory"
+
+
+class DirectoryUnavailable(DirectoryError):
+    code = "unavailable"
+
+
+class NotFound(MimsError):
+    exit_code = ExitCode.ROW_ERRORS
+    code = "not-found"
+
+
+class PolicyViolation(MimsError):
+    """slapd's password policy refused a password (too short, in history, ...)."""
+
+    exit_code = ExitCode.ROW_ERRORS
+    code = "policy"
+
+
+class AccessDenied(MimsError):
+    """slapd's ACLs refused the operation for the identity we were bound as."""
+
+    exit_code = ExitCode.ROW_ERRORS
+    code = "access"

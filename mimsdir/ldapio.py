@@ -1,0 +1,274 @@
+"""The one LDAP adapter: every call to python-ldap goes through here.
+
+Why one module: errors from libldap are translated once, with what was being attempted, into
+the project's error tree (``mimsdir.errors``), so neither a student's screen nor a cron mail
+ever shows a raw libldap dict; and the ppolicy controls are decoded in one place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import ldap
+import ldap.filter
+from ldap.controls import DecodeControlTuples, SimplePagedResultsControl
+from ldap.controls.ppolicy import PasswordPolicyControl
+
+from mimsdir.errors import (
+    AccessDenied,
+    DirectoryError,
+    DirectoryUnavailable,
+    MimsError,
+    NotFound,
+    PolicyViolation,
+)
+
+Attrs = dict[str, list[bytes]]
+Entry = tuple[str, Attrs]
+
+# ppolicy error codes (draft-behera-ldap-password-policy, python-ldap's PasswordPolicyControl)
+PP_EXPIRED = 0
+PP_LOCKED = 1
+PP_CHANGE_AFTER_RESET = 2
+PP_MOD_NOT_ALLOWED = 3
+PP_MUST_SUPPLY_OLD = 4
+PP_INSUFFICIENT_QUALITY = 5
+PP_TOO_SHORT = 6
+PP_TOO_YOUNG = 7
+PP_IN_HISTORY = 8
+
+PPOLICY_REASONS = {
+    PP_EXPIRED: "password expired",
+    PP_LOCKED: "account locked",
+    PP_CHANGE_AFTER_RESET: "password must be changed after reset",
+    PP_MOD_NOT_ALLOWED: "password change not allowed",
+    PP_MUST_SUPPLY_OLD: "the old password must be supplied",
+    PP_INSUFFICIENT_QUALITY: "password quality too low",
+    PP_TOO_SHORT: "password too short",
+    PP_TOO_YOUNG: "password changed too recently",
+    PP_IN_HISTORY: "password was used before",
+}
+
+
+@dataclass(frozen=True)
+class BindOutcome:
+    """What a bind with the ppolicy request control told us.
+
+    ``ok`` is True when the credentials were accepted. ``must_change`` means the password was
+    set by someone else (ICT reset) and slapd restricts the session to changing it.
+    """
+
+    ok: bool
+    must_change: bool = False
+    locked: bool = False
+    expired: bool = False
+    grace_logins: int | None = None
+    expires_in: int | None = None
+    error: str | None = None
+
+
+def escape_filter(value: str) -> str:
+    """Escape a value for an LDAP filter: a login ID like ``*)(mail=*`` finds nobody."""
+    return ldap.filter.escape_filter_chars(value, escape_mode=1)
+
+
+def filter_eq(attr: str, value: str) -> str:
+    return f"({attr}={escape_filter(value)})"
+
+
+def _ppolicy_from(ctrls: Sequence[Any] | None) -> PasswordPolicyControl | None:
+    for c in ctrls or ():
+        if isinstance(c, PasswordPolicyControl):
+            return c
+    return None
+
+
+def _decode_ctrls(info: dict[str, Any]) -> list[Any]:
+    raw = info.get("ctrls") or []
+    try:
+        return DecodeControlTuples(raw, {PasswordPolicyControl.controlType: PasswordPolicyControl})
+    except Exception:  # a control we cannot decode is not worth failing the operation for
+        return []
+
+
+def translate(exc: ldap.LDAPError, doing: str) -> MimsError:
+    """Map a libldap error to the project's tree, naming what was being attempted."""
+    info = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+    detail = info.get("info") or info.get("desc") or exc.__class__.__name__
+    if isinstance(detail, bytes):
+        detail = detail.decode("utf-8", "replace")
+    if isinstance(exc, ldap.SERVER_DOWN | ldap.TIMEOUT | ldap.CONNECT_ERROR | ldap.UNAVAILABLE
+                  | ldap.BUSY):
+        return DirectoryUnavailable(f"{doing}: directory unreachable ({detail})")
+    pp = _ppolicy_from(_decode_ctrls(info))
+    if pp is not None and pp.error is not None:
+        # The password policy said why: that beats the generic result code.
+        err = PolicyViolation(f"{doing}: {PPOLICY_REASONS.get(pp.error, str(detail))}")
+        err.ppolicy_error = pp.error  # type: ignore[attr-defined]
+        return err
+    if isinstance(exc, ldap.INSUFFICIENT_ACCESS):
+        return AccessDenied(f"{doing}: refused by the directory's access control")
+    if isinstance(exc, ldap.NO_SUCH_OBJECT):
+        return NotFound(f"{doing}: no such entry")
+    if isinstance(exc, ldap.CONSTRAINT_VIOLATION):
+        return PolicyViolation(f"{doing}: {detail}")
+    if isinstance(exc, ldap.UNWILLING_TO_PERFORM):
+        return DirectoryError(f"{doing}: the directory is unwilling ({detail})")
+    return DirectoryError(f"{doing}: {exc.__class__.__name__} ({detail})")
+
+
+@contextlib.contextmanager
+def attempting(doing: str) -> Iterator[None]:
+    """Translate any LDAPError raised inside into a MimsError that says what we were doing."""
+    try:
+        yield
+    except ldap.LDAPError as exc:
+        raise translate(exc, doing) from None
+
+
+class Conn:
+    """A connection to slapd, thin on purpose: callers speak in DNs and attribute dicts."""
+
+    def __init__(self, uri: str, timeout: float = 10.0) -> None:
+        self.uri = uri
+        with attempting(f"connecting to {uri}"):
+            lo = ldap.initialize(uri, bytes_mode=False)
+            lo.set_option(ldap.OPT_PROTOCOL_VERSION, 3)
+            lo.set_option(ldap.OPT_REFERRALS, 0)
+            lo.set_option(ldap.OPT_NETWORK_TIMEOUT, timeout)
+            lo.set_option(ldap.OPT_TIMEOUT, timeout)
+        self.lo: Any = lo
+        self.bound_dn: str | None = None
+
+    # -- binding --------------------------------------------------------------------------
+    def bind(self, dn: str, password: str, doing: str | None = None) -> None:
+        """Simple bind; raises on failure (use ``bind_ppolicy`` for a user's sign-in)."""
+        with attempting(doing or f"binding as {dn}"):
+            self.lo.simple_bind_s(dn, password)
+        self.bound_dn = dn
+
+    def bind_external(self) -> None:
+        """SASL EXTERNAL over ldapi: the host's root, as on a stock Debian slapd."""
+        with attempting(f"binding as the host's root over {self.uri}"):
+            self.lo.sasl_external_bind_s()
+        self.bound_dn = "external"
+
+    def bind_ppolicy(self, dn: str, password: str) -> BindOutcome:
+        """Bind asking for the password-policy response control, and decode its answer.
+
+        Wrong password, locked or disabled: ``ok=False`` with a reason; never raises for those.
+        The directory being down still raises ``DirectoryUnavailable``.
+        """
+        if not password:
+            # An empty password is an anonymous bind that "succeeds": never treat it as one.
+            return BindOutcome(ok=False, error="invalid credentials")
+        try:
+            msgid = self.lo.simple_bind(dn, password, serverctrls=[PasswordPolicyControl()])
+            _, _, _, ctrls = self.lo.result3(msgid)
+        except ldap.INVALID_CREDENTIALS as exc:
+            info = exc.args[0] if exc.args else {}
+            pp = _ppolicy_from(_decode_ctrls(info))
+            locked = bool(pp and pp.error == PP_LOCKED)
+            expired = bool(pp and pp.error == PP_EXPIRED)
+            return BindOutcome(ok=False, locked=locked, expired=expired,
+                               error="account locked" if locked else "invalid credentials")
+        except (ldap.SERVER_DOWN, ldap.TIMEOUT, ldap.CONNECT_ERROR, ldap.UNAVAILABLE) as exc:
+            raise translate(exc, "signing in") from None
+        except ldap.LDAPError as exc:
+            info = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+            pp = _ppolicy_from(_decode_ctrls(info))
+            return BindOutcome(ok=False, locked=bool(pp and pp.error == PP_LOCKED),
+                               error=exc.__class__.__name__)
+        self.bound_dn = dn
+        pp = _ppolicy_from(ctrls)
+        if pp is None:
+            return BindOutcome(ok=True)
+        return BindOutcome(
+            ok=True,
+            must_change=pp.error == PP_CHANGE_AFTER_RESET,
+            grace_logins=pp.graceAuthNsRemaining,
+            expires_in=pp.timeBeforeExpiration,
+        )
+
+    def whoami(self) -> str:
+        with attempting("asking the directory who we are"):
+            return self.lo.whoami_s()
+
+    # -- reading --------------------------------------------------------------------------
+    def search(self, base: str, scope: int, filterstr: str, attrs: Sequence[str] | None,
+               doing: str) -> list[Entry]:
+        with attempting(doing):
+            res = self.lo.search_s(base, scope, filterstr, list(attrs) if attrs else None)
+        return [(dn, a) for dn, a in res if dn]
+
+    def search_paged(self, base: str, scope: int, filterstr: str, attrs: Sequence[str] | None,
+                     doing: str, page_size: int = 1000) -> Iterator[Entry]:
+        """Every matching entry, fetched in pages so a national directory fits in memory."""
+        ctrl = SimplePagedResultsControl(True, size=page_size, cookie="")
+        while True:
+            with attempting(doing):
+                msgid = self.lo.search_ext(base, scope, filterstr,
+                                           list(attrs) if attrs else None, serverctrls=[ctrl])
+                _, rdata, _, sctrls = self.lo.result3(msgid)
+            for dn, a in rdata:
+                if dn:
+                    yield dn, a
+            cookie = next((c.cookie for c in sctrls
+                           if c.controlType == SimplePagedResultsControl.controlType), b"")
+            if not cookie:
+                return
+            ctrl.cookie = cookie
+
+    def get(self, dn: str, attrs: Sequence[str] | None, doing: str) -> Attrs | None:
+        try:
+            res = self.search(dn, ldap.SCOPE_BASE, "(objectClass=*)", attrs, doing)
+        except NotFound:
+            return None
+        return res[0][1] if res else None
+
+    # -- writing --------------------------------------------------------------------------
+    def add(self, dn: str, attrs: Attrs, doing: str) -> None:
+        with attempting(doing):
+            self.lo.add_s(dn, list(attrs.items()))
+
+    def modify(self, dn: str, modlist: list[tuple[int, str, Any]], doing: str) -> None:
+        with attempting(doing):
+            self.lo.modify_s(dn, modlist)
+
+    def delete(self, dn: str, doing: str) -> None:
+        with attempting(doing):
+            self.lo.delete_s(dn)
+
+    def set_password(self, dn: str, new: str, old: str | None = None,
+                     doing: str = "setting a password") -> None:
+        """RFC 3062 Password Modify: slapd hashes it (argon2) and applies ppolicy."""
+        with attempting(doing):
+            self.lo.passwd_s(dn, old, new, serverctrls=[PasswordPolicyControl()])
+
+    def close(self) -> None:
+        with contextlib.suppress(ldap.LDAPError):
+            self.lo.unbind_s()
+
+    def __enter__(self) -> Conn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def first(attrs: Attrs, name: str) -> str | None:
+    """The first value of ``name`` as text, matching the attribute name case-insensitively."""
+    for key, values in attrs.items():
+        if key.lower() == name.lower() and values:
+            return values[0].decode("utf-8", "replace")
+    return None
+
+
+def values(attrs: Attrs, name: str) -> list[str]:
+    for key, vals in attrs.items():
+        if key.lower() == name.lower():
+            return [v.decode("utf-8", "replace") for v in vals]
+    return []

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what mimsdir needs on Debian 12, idempotently: system packages only if missing,
+# a .venv, and the package in editable mode. Run by `make demo` and `make test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(slapd ldap-utils libldap2-dev libsasl2-dev)
+if [ "${MIMS_WITH_BROWSER:-0}" = "1" ]; then
+  APT_PACKAGES+=(chromium fonts-noto-core fonts-noto-cjk poppler-utils)
+fi
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # slapd's own package starts a system slapd on port 389 on some systems; mimsdir never uses it.
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.mimsdir-installed
+if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q -e ".[test]"
+  touch "$stamp"
+fi

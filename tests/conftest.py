@@ -1,0 +1,192 @@
+"""One real slapd per test session; every test gets its own students, teachers and school code.
+
+The directory is started with the project's own `directory up` code path (so the tests cover
+it), in a temp state dir on a free loopback port. Its log is printed when a test fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ldap
+import pytest
+import yaml
+
+from mimsdir.config import Config, load_config
+from mimsdir.directory import server
+from mimsdir.directory.slapdconf import Dns, policy_for_level
+from mimsdir.errors import MimsError
+from mimsdir.ldapio import Conn
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(path: Path, state_dir: Path, port: int, **extra: object) -> Path:
+    data: dict[str, object] = {
+        "ldap": {"uri": f"ldap://127.0.0.1:{port}", "base_dn": "dc=mims,dc=example"},
+        "directory": {"state_dir": str(state_dir), "log_level": "stats"},
+        # Short windows so lockout tests finish in seconds.
+        "policies": {
+            "lower_primary": {"max_failures": 3, "lockout_seconds": 2,
+                              "failure_window_seconds": 60},
+            "upper_primary": {"max_failures": 3, "lockout_seconds": 2,
+                              "failure_window_seconds": 60},
+        },
+    }
+    for key, value in extra.items():
+        data[key] = value
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
+    base = tmp_path_factory.mktemp("directory")
+    cfg_path = write_config(base / "config.yaml", base / "state", free_port())
+    cfg = load_config(cfg_path)
+    server.up(cfg)
+    dns = Dns(cfg.ldap.base_dn)
+    with server.root_conn(cfg) as root:
+        # The ICT admin group needs a first member (groupOfNames MUST member).
+        root.add(dns.admins, {"objectClass": [b"groupOfNames"], "cn": [b"ict-admins"],
+                              "member": [dns.root.encode()]}, "adding the admin group")
+    yield cfg
+    server.down(cfg)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call" and rep.failed and "slapd" in item.fixturenames:
+        cfg = item.funcargs.get("slapd")
+        if isinstance(cfg, Config):
+            log = cfg.state_dir / "slapd.log"
+            if log.exists():
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+                rep.sections.append(("slapd log (tail)", tail))
+
+
+@pytest.fixture
+def dns(slapd: Config) -> Dns:
+    return Dns(slapd.ldap.base_dn)
+
+
+@pytest.fixture
+def root(slapd: Config) -> Iterator[Conn]:
+    with server.root_conn(slapd) as c:
+        yield c
+
+
+@dataclass
+class Person:
+    dn: str
+    uid: str
+    mail: str
+    password: str
+
+
+_counter = itertools.count(1)
+
+
+@dataclass
+class Factory:
+    """Creates uniquely named people for one test and deletes them afterwards."""
+
+    cfg: Config
+    root: Conn
+    dns: Dns
+    school: str = field(default_factory=lambda: "T" + uuid.uuid4().hex[:8].upper())
+    created: list[str] = field(default_factory=list)
+    admin_members: list[str] = field(default_factory=list)
+
+    def _tag(self) -> str:
+        return f"{os.getpid()}x{next(_counter)}"
+
+    def teacher(self, class_name: str = "4A", password: str = "Teacher-pass-1") -> Person:
+        uid = f"TCH{self._tag()}"
+        dn = f"uid={uid},{self.dns.staff}"
+        mail = f"{uid.lower()}@staff.test.sg"
+        self.root.add(dn, {
+            "objectClass": [b"inetOrgPerson", b"mimsStaff"], "uid": [uid.encode()],
+            "cn": [f"Teacher {uid}".encode()], "sn": [b"Teacher"], "mail": [mail.encode()],
+            "mimsSchoolCode": [self.school.encode()], "mimsClass": [class_name.encode()],
+            "pwdPolicySubentry": [self.dns.policy("staff").encode()],
+        }, "adding a test teacher")
+        self.created.append(dn)
+        self.root.set_password(dn, password)
+        self._clear_reset(dn)
+        return Person(dn, uid, mail, password)
+
+    def admin(self, password: str = "Admin-pass-12") -> Person:
+        p = self.teacher(class_name="ICT", password=password)
+        self.root.modify(self.dns.admins, [(ldap.MOD_ADD, "member", [p.dn.encode()])],
+                         "adding an ICT admin")
+        self.admin_members.append(p.dn)
+        return p
+
+    def student(self, level: str = "P4", class_name: str = "4A", teacher: Person | None = None,
+                password: str | None = "Student-pw-1", status: str = "active",
+                **attrs: list[bytes]) -> Person:
+        uid = f"S{self._tag()}"
+        dn = self.dns.student(uid)
+        mail = f"{uid.lower()}@students.test.sg"
+        entry = {
+            "objectClass": [b"inetOrgPerson", b"mimsStudent"], "uid": [uid.encode()],
+            "cn": [f"Student {uid}".encode()], "sn": [b"Student"], "mail": [mail.encode()],
+            "mimsSchoolCode": [self.school.encode()], "mimsLevel": [level.encode()],
+            "mimsClass": [class_name.encode()], "mimsAccountStatus": [status.encode()],
+            "pwdPolicySubentry": [self.dns.policy(policy_for_level(level)).encode()],
+        }
+        if teacher is not None:
+            entry["mimsFormTeacher"] = [teacher.dn.encode()]
+        entry.update(attrs)
+        self.root.add(dn, entry, "adding a test student")
+        self.created.append(dn)
+        if password:
+            self.root.set_password(dn, password)
+            self._clear_reset(dn)
+        return Person(dn, uid, mail, password or "")
+
+    def _clear_reset(self, dn: str) -> None:
+        """A root-set password carries pwdReset; test people start with a settled one."""
+        with contextlib.suppress(MimsError):
+            self.root.modify(dn, [(ldap.MOD_DELETE, "pwdReset", None)], "clearing pwdReset")
+
+    def cleanup(self) -> None:
+        for dn in self.admin_members:
+            with contextlib.suppress(MimsError):
+                self.root.modify(self.dns.admins, [(ldap.MOD_DELETE, "member", [dn.encode()])],
+                                 "removing an ICT admin")
+        for dn in reversed(self.created):
+            with contextlib.suppress(MimsError):
+                self.root.delete(dn, "deleting a test entry")
+
+
+@pytest.fixture
+def make(slapd: Config, root: Conn, dns: Dns) -> Iterator[Factory]:
+    f = Factory(slapd, root, dns)
+    yield f
+    f.cleanup()
+
+
+def conn_as(cfg: Config, dn: str, password: str) -> Conn:
+    c = Conn(cfg.ldap.uri, timeout=5)
+    c.bind(dn, password)
+    return c
+
+
+def service_conn(cfg: Config, name: str) -> Conn:
+    pw = (cfg.secrets_dir / f"{name}.pw").read_text().strip()
+    return conn_as(cfg, Dns(cfg.ldap.base_dn).service(name), pw)

@@ -1,0 +1,141 @@
+"""Password policy as slapd enforces it: must-change after reset, lockout, hashing, unique mail."""
+
+from __future__ import annotations
+
+import time
+
+import ldap
+import pytest
+
+from mimsdir.errors import AccessDenied, PolicyViolation
+from mimsdir.ldapio import Conn, first
+from tests.conftest import conn_as, service_conn
+
+
+def bind(cfg, dn, pw):
+    c = Conn(cfg.ldap.uri, timeout=5)
+    return c, c.bind_ppolicy(dn, pw)
+
+
+def test_reset_forces_change_and_restricts_session(slapd, make, root, dns):
+    s = make.student(level="P3", password="First-pass-1")
+    # An ICT reset: the password set by someone else, flagged must-change.
+    root.set_password(s.dn, "Default4821")
+    attrs = root.get(s.dn, ["pwdReset"], "reading pwdReset")
+    assert first(attrs, "pwdReset") == "TRUE"
+
+    c, out = bind(slapd, s.dn, "Default4821")
+    assert out.ok and out.must_change
+    # Restricted to changing the password: a search of its own entry is refused.
+    # slapd answers insufficientAccess: "Operations are restricted to bind/unbind/abandon/
+    # StartTLS/modify password".
+    with pytest.raises(AccessDenied):
+        c.search(s.dn, ldap.SCOPE_BASE, "(objectClass=*)", ["cn"], "reading own entry")
+    c.set_password(s.dn, "Brand-new-9", old="Default4821")
+    c.close()
+
+    c, out = bind(slapd, s.dn, "Brand-new-9")
+    assert out.ok and not out.must_change
+    assert c.get(s.dn, ["cn"], "reading own entry")
+    c.close()
+    c, out = bind(slapd, s.dn, "Default4821")
+    assert not out.ok
+
+
+def test_lockout_after_failures_and_auto_unlock(slapd, make, root):
+    s = make.student(level="P2", password="Right-pass-1")
+    for _ in range(3):  # tests configure max_failures: 3, lockout_seconds: 2
+        _, out = bind(slapd, s.dn, "wrong-guess")
+        assert not out.ok
+    _, out = bind(slapd, s.dn, "Right-pass-1")
+    assert not out.ok and out.locked
+    assert first(root.get(s.dn, ["pwdAccountLockedTime"], "reading lock"), "pwdAccountLockedTime")
+    time.sleep(2.5)
+    _, out = bind(slapd, s.dn, "Right-pass-1")
+    assert out.ok
+
+
+def test_admin_clears_lockout(slapd, make, root):
+    admin = make.admin()
+    s = make.student(level="P5", password="Right-pass-1")
+    for _ in range(3):
+        bind(slapd, s.dn, "nope-nope")
+    _, out = bind(slapd, s.dn, "Right-pass-1")
+    assert out.locked
+    with conn_as(slapd, admin.dn, admin.password) as a:
+        a.modify(s.dn, [(ldap.MOD_DELETE, "pwdAccountLockedTime", None)], "unlocking")
+    _, out = bind(slapd, s.dn, "Right-pass-1")
+    assert out.ok
+
+
+def test_passwords_stored_as_argon2_never_clear(slapd, make, root):
+    s = make.student(password="Exop-pass-12")
+    raw = root.get(s.dn, ["userPassword"], "reading hash")["userPassword"][0]
+    # This slapd build appends two stray bytes after the hash: read with that in mind.
+    text = raw.rstrip(b"\x00").decode()
+    assert text.startswith("{ARGON2}$argon2i$v=19$m=19456,t=3,p=1$"), text[:40]
+    # A plain userPassword write by a client (here an ICT admin) is hashed by slapd.
+    admin = make.admin()
+    with conn_as(slapd, admin.dn, admin.password) as a:
+        a.modify(s.dn, [(ldap.MOD_REPLACE, "userPassword", [b"Plain-text-99"])], "plain write")
+    raw = root.get(s.dn, ["userPassword"], "reading hash")["userPassword"][0]
+    assert raw.startswith(b"{ARGON2}$argon2i$") and b"Plain-text-99" not in raw
+    assert bind(slapd, s.dn, "Plain-text-99")[1].ok
+
+
+def test_quality_min_length_and_history(slapd, make):
+    s = make.student(level="P4", password="Original-1")
+    with conn_as(slapd, s.dn, "Original-1") as c:
+        with pytest.raises(PolicyViolation, match="too short"):
+            c.set_password(s.dn, "abc", old="Original-1")
+        # Old password required for a self change (pwdSafeModify).
+        with pytest.raises(PolicyViolation, match="old password"):
+            c.set_password(s.dn, "Another-pass-2")
+        c.set_password(s.dn, "Another-pass-2", old="Original-1")
+        with pytest.raises(PolicyViolation, match="used before"):
+            c.set_password(s.dn, "Original-1", old="Another-pass-2")
+
+
+def test_mail_is_unique(slapd, make, root):
+    a = make.student()
+    with pytest.raises(PolicyViolation, match="non-unique"):
+        make.student(mail=[a.mail.encode()])
+
+
+def test_service_password_rotation_keeps_service_usable(slapd, make, root, dns):
+    admin = make.admin()
+    dn = dns.service("device")
+    old = (slapd.secrets_dir / "device.pw").read_text().strip()
+    try:
+        with conn_as(slapd, admin.dn, admin.password) as a:
+            a.set_password(dn, "Rotated-device-secret-1234")
+        c, out = bind(slapd, dn, "Rotated-device-secret-1234")
+        assert out.ok and not out.must_change
+        # Fully usable, not restricted to a password change: it can search students.
+        c.search(dns.students, ldap.SCOPE_ONELEVEL, "(mail=nobody@x)", ["uid"], "device search")
+        c.close()
+        root.set_password(dn, "Rotated-by-root-5678-abcd")
+        c, out = bind(slapd, dn, "Rotated-by-root-5678-abcd")
+        assert out.ok and not out.must_change
+        c.close()
+    finally:
+        root.set_password(dn, old)
+    with service_conn(slapd, "device") as d:
+        d.whoami()
+
+
+def test_disabled_student_cannot_bind(slapd, make, root):
+    s = make.student(password="Right-pass-1")
+    assert bind(slapd, s.dn, "Right-pass-1")[1].ok
+    root.modify(s.dn, [(ldap.MOD_REPLACE, "mimsAccountStatus", [b"left"])], "disabling")
+    assert not bind(slapd, s.dn, "Right-pass-1")[1].ok
+    root.modify(s.dn, [(ldap.MOD_REPLACE, "mimsAccountStatus", [b"active"])], "enabling")
+    assert bind(slapd, s.dn, "Right-pass-1")[1].ok
+
+
+def test_anonymous_can_bind_only(slapd, dns):
+    c = Conn(slapd.ldap.uri)
+    with pytest.raises((AccessDenied, Exception)):
+        res = c.search(dns.base, ldap.SCOPE_SUBTREE, "(objectClass=*)", ["dn"], "anon search")
+        assert res == []
+        raise AccessDenied("no error but no result")
