@@ -111,6 +111,10 @@ def translate(exc: ldap.LDAPError, doing: str) -> MimsError:
         return err
     if isinstance(exc, ldap.INSUFFICIENT_ACCESS):
         return AccessDenied(f"{doing}: refused by the directory's access control")
+    if isinstance(exc, ldap.STRONG_AUTH_REQUIRED) or (
+        isinstance(exc, ldap.UNWILLING_TO_PERFORM) and "authentication required" in str(detail)
+    ):
+        return AccessDenied(f"{doing}: refused: sign in first")
     if isinstance(exc, ldap.NO_SUCH_OBJECT):
         return NotFound(f"{doing}: no such entry")
     if isinstance(exc, ldap.CONSTRAINT_VIOLATION):

@@ -19,7 +19,7 @@ from pathlib import Path
 import ldap
 
 from mimsdir.config import Config
-from mimsdir.directory.slapdconf import SERVICES, Dns, render_config, render_tree
+from mimsdir.directory.slapdconf import SERVICES, Dns, policies, render_config, render_tree
 from mimsdir.errors import DirectoryError, DirectoryUnavailable
 from mimsdir.ldapio import Conn
 
@@ -77,7 +77,8 @@ def _ensure_service_passwords(cfg: Config) -> dict[str, str]:
     for name in SERVICES:
         path = service_password_file(cfg, name)
         if not path.exists():
-            _write_private(path, secrets.token_urlsafe(24) + "\n")
+            # No trailing newline: `ldapsearch -y FILE` uses the file's whole content.
+            _write_private(path, secrets.token_urlsafe(24))
         out[name] = path.read_text(encoding="utf-8").strip()
     return out
 
@@ -163,6 +164,7 @@ def up(cfg: Config) -> tuple[Status, bool]:
     """Start slapd if it is not running. Returns (status, started_now)."""
     pid = _pid(cfg)
     if pid is not None:
+        ensure_policies(cfg)
         return status(cfg), False
     build(cfg)
     state = cfg.state_dir
@@ -179,7 +181,36 @@ def up(cfg: Config) -> tuple[Status, bool]:
         env={**os.environ, "MIMS_SLAPD_LOG": str(log)}, check=True,
     )
     _wait_ready(cfg, log)
+    ensure_policies(cfg)
     return status(cfg), True
+
+
+def ensure_policies(cfg: Config) -> list[str]:
+    """Make the ppolicy entries say what config.yaml says (they live in the data, not in
+    cn=config, so a rebuilt cn=config alone would not carry a changed lockout duration)."""
+    dns = Dns(cfg.ldap.base_dn)
+    changed = []
+    with root_conn(cfg) as c:
+        for name, attrs in policies(cfg).items():
+            dn = dns.policy(name)
+            current = c.get(dn, list(attrs), f"reading the {name} policy")
+            if current is None:
+                c.add(dn, {k: [v.encode() for v in vs] for k, vs in attrs.items()},
+                      f"adding the {name} policy")
+                changed.append(name)
+                continue
+            mods = []
+            for key, want in attrs.items():
+                if key == "objectClass":
+                    continue
+                have = sorted(v.decode() for k, vs in current.items() if k.lower() == key.lower()
+                              for v in vs)
+                if have != sorted(want):
+                    mods.append((ldap.MOD_REPLACE, key, [v.encode() for v in want]))
+            if mods:
+                c.modify(dn, mods, f"updating the {name} policy")
+                changed.append(name)
+    return changed
 
 
 def _wait_ready(cfg: Config, log: Path) -> None:

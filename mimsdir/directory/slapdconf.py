@@ -16,7 +16,6 @@ from mimsdir.config import Config, PolicyConfig
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schema"
 
 SERVICES = ("sync", "sspr", "device")
-POLICIES = ("lower-primary", "upper-primary", "staff", "services")
 
 
 @dataclass(frozen=True)
@@ -126,36 +125,52 @@ def render_config(cfg: Config) -> str:
     return template.substitute(values)
 
 
-def _policy_entry(dns: Dns, name: str, p: PolicyConfig | None) -> str:
-    lines = [
-        f"dn: {dns.policy(name)}",
-        "objectClass: organizationalRole",
-        "objectClass: pwdPolicy",
-        f"cn: {name}",
-        "pwdAttribute: userPassword",
-    ]
+def policy_attrs(name: str, p: PolicyConfig | None) -> dict[str, list[str]]:
+    """The ppolicy entry's attributes for a policy of the config (None: service accounts)."""
+    attrs: dict[str, list[str]] = {
+        "objectClass": ["organizationalRole", "pwdPolicy"],
+        "cn": [name],
+        "pwdAttribute": ["userPassword"],
+    }
     if p is None:
         # Service accounts: long random secrets, never locked out (a locked device account
         # would stop every login of a school), never forced to change (a rotation must not
         # leave the service able to do nothing but change its password again).
-        lines += ["pwdMinLength: 16", "pwdCheckQuality: 2", "pwdLockout: FALSE",
-                  "pwdMustChange: FALSE", "pwdAllowUserChange: TRUE", "pwdInHistory: 0"]
+        settings = {"pwdMinLength": "16", "pwdCheckQuality": "2", "pwdLockout": "FALSE",
+                    "pwdMustChange": "FALSE", "pwdAllowUserChange": "TRUE", "pwdInHistory": "0",
+                    "pwdSafeModify": "FALSE"}
     else:
-        lines += [
-            f"pwdMinLength: {p.min_length}",
+        settings = {
+            "pwdMinLength": str(p.min_length),
             # 2 = refuse what slapd cannot check: a client-hashed password is rejected.
-            "pwdCheckQuality: 2",
-            f"pwdLockout: {'TRUE' if p.max_failures else 'FALSE'}",
-            f"pwdMaxFailure: {p.max_failures}",
-            f"pwdLockoutDuration: {p.lockout_seconds}",
-            f"pwdFailureCountInterval: {p.failure_window_seconds}",
-            f"pwdInHistory: {p.history}",
-            f"pwdMustChange: {'TRUE' if p.must_change_after_reset else 'FALSE'}",
-            "pwdAllowUserChange: TRUE",
-            # A signed-in user changing their own password must give the old one.
-            "pwdSafeModify: TRUE",
-        ]
-    return "\n".join(lines)
+            "pwdCheckQuality": "2",
+            "pwdLockout": "TRUE" if p.max_failures else "FALSE",
+            "pwdMaxFailure": str(p.max_failures),
+            "pwdLockoutDuration": str(p.lockout_seconds),
+            "pwdFailureCountInterval": str(p.failure_window_seconds),
+            "pwdInHistory": str(p.history),
+            "pwdMustChange": "TRUE" if p.must_change_after_reset else "FALSE",
+            "pwdAllowUserChange": "TRUE",
+            # A signed-in user changing their own password must give the old one; resetters
+            # (ICT, teachers, SSPR, sync) hold "manage" on userPassword, see schema/acl.in.
+            "pwdSafeModify": "TRUE",
+        }
+    attrs.update({k: [v] for k, v in settings.items()})
+    return attrs
+
+
+def policies(cfg: Config) -> dict[str, dict[str, list[str]]]:
+    pol = cfg.policies
+    return {
+        "lower-primary": policy_attrs("lower-primary", pol.lower_primary),
+        "upper-primary": policy_attrs("upper-primary", pol.upper_primary),
+        "staff": policy_attrs("staff", pol.staff),
+        "services": policy_attrs("services", None),
+    }
+
+
+def _ldif(dn: str, attrs: dict[str, list[str]]) -> str:
+    return "\n".join([f"dn: {dn}"] + [f"{k}: {v}" for k, vs in attrs.items() for v in vs])
 
 
 def _base_entry(base: str) -> str:
@@ -182,11 +197,8 @@ def render_tree(cfg: Config, service_passwords: dict[str, str]) -> str:
     entries = [_base_entry(dns.base)]
     for ou in ("students", "staff", "groups", "services", "policies"):
         entries.append(f"dn: ou={ou},{dns.base}\nobjectClass: organizationalUnit\nou: {ou}")
-    pol = cfg.policies
-    entries.append(_policy_entry(dns, "lower-primary", pol.lower_primary))
-    entries.append(_policy_entry(dns, "upper-primary", pol.upper_primary))
-    entries.append(_policy_entry(dns, "staff", pol.staff))
-    entries.append(_policy_entry(dns, "services", None))
+    for name, attrs in policies(cfg).items():
+        entries.append(_ldif(dns.policy(name), attrs))
     for name in SERVICES:
         entries.append(
             "\n".join([

@@ -1,0 +1,200 @@
+"""Access control as a matrix (design-notes §4): every role against every key operation.
+
+Each cell binds as the role and really tries the operation against slapd; "allowed" means the
+operation took effect (or the value came back), "refused" that it did not. A cell that is
+neither (a server error) fails the test.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import ldap
+import pytest
+
+from mimsdir.directory.slapdconf import Dns
+from mimsdir.errors import AccessDenied, MimsError, NotFound, PolicyViolation
+from mimsdir.ldapio import PP_MUST_SUPPLY_OLD, Conn, first
+from tests.conftest import Factory, Person, conn_as, service_conn
+
+_added = itertools.count()
+ROLES = ("anonymous", "self", "other_student", "device", "sspr", "sync", "teacher",
+         "other_teacher", "admin")
+
+
+@dataclass
+class World:
+    make: Factory
+    dns: Dns
+    target: Person
+    teacher: Person
+    other_teacher: Person
+    other_student: Person
+    admin: Person
+
+
+def _read(c: Conn, dn: str, attr: str, filterstr: str = "(objectClass=*)") -> bool:
+    """Read one attribute of one entry. People are matched by uid: the device may not see
+    objectClass, so an (objectClass=*) filter would hide an entry it may otherwise read."""
+    if dn.startswith("uid="):
+        filterstr = f"({dn.split(',', 1)[0]})"
+    try:
+        res = c.search(dn, ldap.SCOPE_BASE, filterstr, [attr], f"reading {attr}")
+    except (AccessDenied, NotFound):
+        return False
+    return bool(res) and first(res[0][1], attr) is not None
+
+
+def _write(fn: Callable[[], object]) -> bool:
+    try:
+        fn()
+    except AccessDenied:
+        return False
+    except NotFound:
+        # A refused search base or write target can look like "no such object".
+        return False
+    except PolicyViolation as exc:
+        # A non-resetter is treated like a user changing their own password: refused for
+        # not giving the old one (ppolicy's pwdSafeModify).
+        if getattr(exc, "ppolicy_error", None) == PP_MUST_SUPPLY_OLD:
+            return False
+        raise
+    return True
+
+
+def op_search_by_mail(c: Conn, w: World) -> bool:
+    try:
+        res = c.search(w.dns.students, ldap.SCOPE_SUBTREE, f"(mail={w.target.mail})", ["uid"],
+                       "searching by mail")
+    except (AccessDenied, NotFound):
+        return False
+    return any(dn.lower() == w.target.dn.lower() for dn, _ in res)
+
+
+OPS: dict[str, tuple[Callable[[Conn, World], bool], set[str]]] = {
+    "search_by_mail": (op_search_by_mail,
+                       {"self", "device", "sspr", "sync", "teacher", "admin"}),
+    "read_cn": (lambda c, w: _read(c, w.target.dn, "cn"),
+                {"self", "device", "sspr", "sync", "teacher", "admin"}),
+    "read_status": (lambda c, w: _read(c, w.target.dn, "mimsAccountStatus"),
+                    {"self", "device", "sspr", "sync", "teacher", "admin"}),
+    "read_level": (lambda c, w: _read(c, w.target.dn, "mimsLevel"),
+                   {"self", "sspr", "sync", "teacher", "admin"}),
+    "read_challenge": (lambda c, w: _read(c, w.target.dn, "mimsChallenge"), {"sspr", "admin"}),
+    "read_password_hash": (lambda c, w: _read(c, w.target.dn, "userPassword"), set()),
+    "reset_password": (
+        lambda c, w: _write(lambda: c.set_password(w.target.dn, "Reset-by-someone-7")),
+        {"sspr", "sync", "teacher", "admin"}),
+    "write_challenge": (
+        lambda c, w: _write(lambda: c.modify(w.target.dn, [(ldap.MOD_REPLACE, "mimsChallenge",
+                                                            [b"q1$x"])], "w")),
+        {"sspr", "admin"}),
+    "write_level": (
+        lambda c, w: _write(lambda: c.modify(w.target.dn, [(ldap.MOD_REPLACE, "mimsLevel",
+                                                            [b"P5"])], "w")),
+        {"sync", "admin"}),
+    "write_qna_must_change": (
+        lambda c, w: _write(lambda: c.modify(w.target.dn, [(ldap.MOD_REPLACE,
+                                                            "mimsQnaMustChange", [b"TRUE"])],
+                                             "w")),
+        {"sspr", "sync", "admin"}),
+    "unlock": (
+        lambda c, w: _write(lambda: c.modify(w.target.dn, [(ldap.MOD_REPLACE,
+                                                            "pwdAccountLockedTime", [])], "w")),
+        {"sspr", "teacher", "admin"}),
+    "set_must_change": (
+        lambda c, w: _write(lambda: c.modify(w.target.dn, [(ldap.MOD_REPLACE, "pwdReset",
+                                                            [b"TRUE"])], "w")),
+        {"sspr", "sync", "teacher", "admin"}),
+    "clear_sspr_backoff": (
+        lambda c, w: _write(lambda: c.modify(w.target.dn, [(ldap.MOD_REPLACE,
+                                                            "mimsSsprFailures", [b"0"])], "w")),
+        {"sspr", "teacher", "admin"}),
+    "add_student": (lambda c, w: _try_add(c, w), {"sync", "admin"}),
+    "delete_active_student": (lambda c, w: _try_delete(c, w, "active"), {"admin"}),
+    "delete_student_who_left": (lambda c, w: _try_delete(c, w, "left"), {"sync", "admin"}),
+    "write_staff": (
+        lambda c, w: _write(lambda: c.modify(w.teacher.dn, [(ldap.MOD_REPLACE, "mimsClass",
+                                                             [b"4A"])], "w")),
+        {"admin"}),
+    "read_staff_mail": (lambda c, w: _read(c, w.teacher.dn, "mail"),
+                        {"device", "sspr", "sync", "teacher", "other_teacher", "admin"}),
+    "read_config": (lambda c, w: _read(c, "cn=config", "cn"), set()),
+    "read_accesslog": (lambda c, w: _read(c, "cn=accesslog", "cn"), set()),
+    "read_service_password": (
+        lambda c, w: _read(c, w.dns.service("device"), "userPassword"), set()),
+}
+
+
+def _try_add(c: Conn, w: World) -> bool:
+    uid = f"{w.target.uid}n{next(_added)}"
+    dn = w.dns.student(uid)
+    ok = _write(lambda: c.add(dn, {
+        "objectClass": [b"inetOrgPerson", b"mimsStudent"], "uid": [uid.encode()],
+        "cn": [b"New"], "sn": [b"New"], "mimsSchoolCode": [w.make.school.encode()],
+        "mimsLevel": [b"P3"], "mimsAccountStatus": [b"active"],
+    }, "adding"))
+    if ok:
+        w.make.created.append(dn)
+    return ok
+
+
+def _try_delete(c: Conn, w: World, status: str) -> bool:
+    victim = w.make.student(level="P3", password=None, status=status)
+    return _write(lambda: c.delete(victim.dn, "deleting"))
+
+
+def _connect(role: str, w: World, cfg) -> Conn:  # type: ignore[no-untyped-def]
+    if role == "anonymous":
+        return Conn(cfg.ldap.uri)
+    if role in ("device", "sspr", "sync"):
+        return service_conn(cfg, role)
+    who = {"self": w.target, "other_student": w.other_student, "teacher": w.teacher,
+           "other_teacher": w.other_teacher, "admin": w.admin}[role]
+    return conn_as(cfg, who.dn, who.password)
+
+
+@pytest.fixture
+def world(make: Factory, dns: Dns) -> World:
+    teacher = make.teacher("4A")
+    other_teacher = make.teacher("4B")
+    target = make.student(level="P4", class_name="4A", teacher=teacher,
+                          mimsChallenge=[b"q1$secret-hash"], mimsSsprFailures=[b"2"])
+    other = make.student(level="P4", class_name="4B", teacher=other_teacher)
+    return World(make, dns, target, teacher, other_teacher, other, make.admin())
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_acl_matrix(op: str, world: World, slapd) -> None:  # type: ignore[no-untyped-def]
+    fn, allowed = OPS[op]
+    got = {}
+    for role in ROLES:
+        with _connect(role, world, slapd) as c:
+            try:
+                got[role] = fn(c, world)
+            except MimsError as exc:  # any other error is a failure of the test, not a "no"
+                pytest.fail(f"{op} as {role}: unexpected error {exc}")
+    expected = {role: role in allowed for role in ROLES}
+    assert got == expected, f"{op}: allowed for {sorted(r for r, v in got.items() if v)}"
+
+
+def test_anonymous_sees_nothing_not_even_root_dse(slapd, dns):  # type: ignore[no-untyped-def]
+    with Conn(slapd.ldap.uri) as c:
+        for base, scope in (("", ldap.SCOPE_BASE), (dns.base, ldap.SCOPE_SUBTREE)):
+            try:
+                res = c.search(base, scope, "(objectClass=*)", None, "anonymous search")
+            except MimsError:
+                continue  # refused outright: fine
+            assert res == [], f"anonymous read {len(res)} entries under {base!r}"
+
+
+def test_teacher_reset_other_class_refused_by_directory(slapd, world: World):  # type: ignore[no-untyped-def]
+    """ppolicy's safe-modify check or the ACL refuses: either way slapd, not our code."""
+    with conn_as(slapd, world.other_teacher.dn, world.other_teacher.password) as c:
+        assert not _write(lambda: c.set_password(world.target.dn, "Not-my-class-1"))
+        assert not _write(lambda: c.modify(world.target.dn, [(ldap.MOD_REPLACE,
+                                                              "pwdAccountLockedTime", [])], "w"))
+    with conn_as(slapd, world.teacher.dn, world.teacher.password) as c:
+        assert _write(lambda: c.set_password(world.target.dn, "My-class-reset-1"))

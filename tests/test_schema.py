@@ -1,0 +1,90 @@
+"""The schema: one source, two forms that agree, loaded by slapd with the right rules."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import ldap
+import pytest
+
+from mimsdir import schemadef
+from mimsdir.directory.slapdconf import SCHEMA_DIR
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_committed_forms_are_generated_from_the_source() -> None:
+    assert (SCHEMA_DIR / "mims.schema").read_text() == schemadef.render_schema()
+    assert (SCHEMA_DIR / "mims.ldif").read_text() == schemadef.render_ldif()
+
+
+def test_both_forms_carry_the_same_definitions() -> None:
+    schema_lines = [ln.split(" ", 1)[1] for ln in (SCHEMA_DIR / "mims.schema").read_text()
+                    .splitlines() if ln.startswith(("attributetype", "objectclass"))]
+    ldif_lines = [ln.split(": ", 1)[1] for ln in (SCHEMA_DIR / "mims.ldif").read_text()
+                  .splitlines() if ln.startswith(("olcAttributeTypes", "olcObjectClasses"))]
+    assert schema_lines == ldif_lines
+    assert len(schema_lines) == len(schemadef.ATTRIBUTES) + len(schemadef.OBJECT_CLASSES)
+
+
+def test_slapd_conf_form_loads(tmp_path: Path) -> None:
+    """The .schema form loads into a slapd.conf-style server (slapd -Ttest -f)."""
+    conf = tmp_path / "slapd.conf"
+    conf.write_text("\n".join([
+        "include /etc/ldap/schema/core.schema",
+        "include /etc/ldap/schema/cosine.schema",
+        "include /etc/ldap/schema/nis.schema",
+        "include /etc/ldap/schema/inetorgperson.schema",
+        f"include {SCHEMA_DIR / 'mims.schema'}",
+        "database config",
+    ]) + "\n")
+    res = subprocess.run(["/usr/sbin/slapd", "-Ttest", "-u", "-f", str(conf)],
+                         capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+
+
+def _subschema(slapd):  # type: ignore[no-untyped-def]
+    from mimsdir.directory.server import root_conn
+
+    with root_conn(slapd) as c:
+        res = c.search("cn=Subschema", ldap.SCOPE_BASE, "(objectClass=*)",
+                       ["attributeTypes", "objectClasses"], "reading the subschema")
+    return res[0][1]
+
+
+@pytest.mark.parametrize("attr", schemadef.ATTRIBUTES, ids=lambda a: a.name)
+def test_attribute_as_slapd_sees_it(slapd, attr: schemadef.AttributeDef) -> None:  # type: ignore[no-untyped-def]
+    """Syntax, equality and single/multi value, read back from the running server."""
+    from ldap.schema.models import AttributeType
+
+    values = _subschema(slapd)["attributeTypes"]
+    found = [AttributeType(v.decode()) for v in values if f"'{attr.name}'".encode() in v]
+    assert len(found) == 1
+    at = found[0]
+    assert at.oid == attr.oid
+    assert at.syntax == attr.syntax
+    assert at.equality == attr.equality
+    assert at.single_value == attr.single
+    assert (at.ordering or None) == attr.ordering
+    assert (at.substr or None) == attr.substr
+
+
+def test_object_classes_as_slapd_sees_them(slapd) -> None:  # type: ignore[no-untyped-def]
+    from ldap.schema.models import ObjectClass
+
+    values = _subschema(slapd)["objectClasses"]
+    for oc in schemadef.OBJECT_CLASSES:
+        found = [ObjectClass(v.decode()) for v in values if f"'{oc.name}'".encode() in v]
+        assert len(found) == 1
+        assert found[0].oid == oc.oid
+        assert found[0].kind == 2  # AUXILIARY
+        assert set(found[0].must) == set(oc.must)
+        assert set(found[0].may) == set(oc.may)
+
+
+def test_oids_live_under_the_project_arc() -> None:
+    oids = [a.oid for a in schemadef.ATTRIBUTES] + [o.oid for o in schemadef.OBJECT_CLASSES]
+    assert len(set(oids)) == len(oids)
+    assert all(o.startswith(schemadef.ARC + ".1.") or o.startswith(schemadef.ARC + ".2.")
+               for o in oids)
