@@ -69,3 +69,4 @@ def test_ldap3(slapd, student) -> None:  # type: ignore[no-untyped-def]
     user.unbind()
     wrong = ldap3.Connection(server, student.dn, "nope")
     assert not wrong.bind()
+    wrong.unbind()
