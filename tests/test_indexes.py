@@ -1,0 +1,37 @@
+"""Every attribute the device login, the sync and the SSPR filter on has an index in slapd."""
+
+from __future__ import annotations
+
+import ldap
+
+# attribute -> index types the project's filters need
+NEEDED = {
+    "mail": {"eq"},               # device login, SSPR, portal sign-in
+    "uid": {"eq"},                # sync, staff commands
+    "objectClass": {"eq"},
+    "mimsSchoolCode": {"eq"},     # sync scope
+    "mimsClass": {"eq"},          # class resets, cards
+    "mimsLevel": {"eq"},
+    "mimsFormTeacher": {"eq"},    # teacher view, ACL sets
+    "mimsAccountStatus": {"eq"},  # purge, ACL filters
+    "mimsCredentialPending": {"eq"},  # slips to re-issue
+    "mimsQnaMustChange": {"eq"},  # report
+    "member": {"eq"},             # ACL group checks
+    "cn": {"eq", "sub"},          # student find
+    "entryCSN": {"eq"},           # syncrepl
+    "entryUUID": {"eq"},
+}
+
+
+def test_needed_indexes_are_configured(slapd, root) -> None:  # type: ignore[no-untyped-def]
+    res = root.search("cn=config", ldap.SCOPE_SUBTREE, "(olcSuffix=dc=mims,dc=example)",
+                      ["olcDbIndex"], "reading the data database's indexes")
+    assert len(res) == 1
+    have: dict[str, set[str]] = {}
+    for raw in res[0][1]["olcDbIndex"]:
+        attrs, _, kinds = raw.decode().partition(" ")
+        for attr in attrs.split(","):
+            have.setdefault(attr.lower(), set()).update(k.strip() for k in kinds.split(","))
+    missing = {a: k - have.get(a.lower(), set()) for a, k in NEEDED.items()
+               if k - have.get(a.lower(), set())}
+    assert missing == {}
