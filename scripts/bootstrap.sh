@@ -4,9 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(slapd ldap-utils libldap2-dev libsasl2-dev)
+# slapd + client tools + headers for python-ldap; fonts for the PDF cards (Latin, Tamil, Chinese).
+APT_PACKAGES=(slapd ldap-utils libldap2-dev libsasl2-dev
+              fonts-noto-core fonts-noto-mono fonts-droid-fallback)
 if [ "${MIMS_WITH_BROWSER:-0}" = "1" ]; then
-  APT_PACKAGES+=(chromium fonts-noto-core fonts-noto-cjk poppler-utils)
+  APT_PACKAGES+=(chromium poppler-utils)
 fi
 
 missing=()

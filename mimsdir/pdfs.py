@@ -1,0 +1,603 @@
+"""Challenge cards and password slips as PDF (fpdf2), and writing them safely to disk.
+
+Layouts (A4 portrait paper, which every school printer has):
+
+- Cards (`render_cards`): four cards per A4 sheet, 2 x 2, each exactly A6 (105 x 148.5 mm),
+  the size of a student handbook page, with dashed cut lines between them. Order is left to
+  right, then top to bottom; the last sheet may hold fewer cards.
+- Slips (`render_slips`): eight slips per A4 sheet, 2 columns x 4 rows, each 105 x 74.25 mm
+  (A7), with dashed cut lines.
+
+Students' names come in several scripts, so text uses Noto Sans (Latin, with accents) and falls
+back to Noto Sans Tamil and Droid Sans Fallback (Chinese) glyph by glyph; Tamil is shaped with
+HarfBuzz (the `uharfbuzz` package). Login IDs and passwords are set in Noto Sans Mono, where
+I, l and 1 and O and 0 look different. Fonts come from Debian packages, found under
+/usr/share/fonts at run time:
+
+    apt-get install fonts-noto-core fonts-noto-mono fonts-droid-fallback
+
+Cards and slips carry secrets (design-notes §8): they are returned as bytes and written only by
+`write_secret_file` (mode 0600 from creation). No student data goes into the PDF's metadata.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fpdf import FPDF
+from fpdf.enums import Align, MethodReturnValue, WrapMode, XPos, YPos
+
+from mimsdir.errors import ExitCode, MimsError
+
+__all__ = [
+    "FONT_DIRS",
+    "CardData",
+    "FontMissing",
+    "SlipData",
+    "find_fonts",
+    "render_cards",
+    "render_slips",
+    "write_secret_file",
+]
+
+
+class FontMissing(MimsError):
+    """A font (or the text shaper) that cards and slips need is not installed."""
+
+    exit_code = ExitCode.USAGE
+    code = "font-missing"
+
+
+# ---------------------------------------------------------------------------------------------
+# Fonts
+
+FONT_DIRS: tuple[Path, ...] = (Path("/usr/share/fonts"),)
+
+# (fpdf family, style, file name, Debian package)
+_FONT_FILES: tuple[tuple[str, str, str, str], ...] = (
+    ("notosans", "", "NotoSans-Regular.ttf", "fonts-noto-core"),
+    ("notosans", "B", "NotoSans-Bold.ttf", "fonts-noto-core"),
+    ("notosanstamil", "", "NotoSansTamil-Regular.ttf", "fonts-noto-core"),
+    ("notosanstamil", "B", "NotoSansTamil-Bold.ttf", "fonts-noto-core"),
+    ("droidsansfallback", "", "DroidSansFallbackFull.ttf", "fonts-droid-fallback"),
+    ("notosansmono", "", "NotoSansMono-Regular.ttf", "fonts-noto-mono"),
+    ("notosansmono", "B", "NotoSansMono-Bold.ttf", "fonts-noto-mono"),
+)
+_SANS = "notosans"
+_MONO = "notosansmono"
+_FALLBACKS = ("notosans", "notosanstamil", "droidsansfallback")
+
+_font_cache: dict[tuple[Path, ...], dict[str, Path]] = {}
+
+
+def find_fonts(dirs: Sequence[Path | str] = FONT_DIRS) -> dict[str, Path]:
+    """Map each needed font file name to its path under `dirs` (searched recursively).
+
+    Raises FontMissing, with a one-line message naming the Debian package, for the first font
+    that is not found.
+    """
+    key = tuple(Path(d) for d in dirs)
+    cached = _font_cache.get(key)
+    if cached is not None and all(p.is_file() for p in cached.values()):
+        return cached
+    wanted = {name for _, _, name, _ in _FONT_FILES}
+    found: dict[str, Path] = {}
+    for base in key:
+        if not base.is_dir():
+            continue
+        for root, _dirs, files in os.walk(base):
+            for name in sorted(wanted.intersection(files) - found.keys()):
+                found[name] = Path(root) / name
+    for _, _, name, package in _FONT_FILES:
+        if name not in found:
+            where = ", ".join(str(d) for d in key)
+            raise FontMissing(
+                f"font {name} not found under {where}: "
+                f"install the Debian package {package} (apt-get install {package})"
+            )
+    _font_cache[key] = found
+    return found
+
+
+def _new_pdf(title: str, font_dirs: Sequence[Path | str]) -> FPDF:
+    fonts = find_fonts(font_dirs)
+    try:
+        import uharfbuzz  # noqa: F401  (fpdf2's text shaping needs it for Tamil)
+    except ImportError:
+        raise FontMissing(
+            "the Python package uharfbuzz is needed to shape Tamil text: "
+            "pip install uharfbuzz==0.57.0"
+        ) from None
+    pdf = FPDF(orientation="P", unit="mm", format="A4")
+    pdf.set_auto_page_break(False)
+    pdf.set_margins(0, 0, 0)
+    pdf.c_margin = 0
+    try:
+        for family, style, name, _ in _FONT_FILES:
+            pdf.add_font(family, style, str(fonts[name]))
+    except BaseException:
+        _close_fonts(pdf)
+        raise
+    pdf.set_fallback_fonts(list(_FALLBACKS), exact_match=False)
+    pdf.set_text_shaping(True)
+    pdf.set_title(title)
+    pdf.set_creator("mimsdir")
+    pdf.set_lang("en")
+    return pdf
+
+
+def _close_fonts(pdf: FPDF) -> None:
+    """fpdf2 opens font files lazily (fontTools) and never closes them; close them here."""
+    for font in pdf.fonts.values():
+        ttfont = getattr(font, "ttfont", None)
+        if ttfont is not None:
+            ttfont.close()
+
+
+def _output(pdf: FPDF, draw: Callable[[FPDF], None]) -> bytes:
+    try:
+        draw(pdf)
+        return bytes(pdf.output())
+    finally:
+        _close_fonts(pdf)
+
+
+# ---------------------------------------------------------------------------------------------
+# Drawing helpers
+
+_PT = 25.4 / 72  # mm per point
+_LINE = 1.3  # line height as a multiple of the font size
+_BLACK = (0, 0, 0)
+_GREY = (95, 95, 95)
+_LIGHT = (170, 170, 170)
+_TINT = (238, 242, 250)
+_A4_W, _A4_H = 210.0, 297.0
+
+
+def _clean(text: object) -> str:
+    """One line of printable text: control characters and line breaks become spaces."""
+    s = "" if text is None else str(text)
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in s).split())
+
+
+class _Flow:
+    """Places text top-down in a column; with draw=False it only measures."""
+
+    def __init__(self, pdf: FPDF, x: float, y: float, w: float, draw: bool) -> None:
+        self.pdf, self.x, self.y, self.w, self.draw = pdf, x, y, w, draw
+
+    def text(
+        self,
+        text: str,
+        *,
+        size: float,
+        family: str = _SANS,
+        style: str = "",
+        color: tuple[int, int, int] = _BLACK,
+        fit: float | None = None,
+        align: Align = Align.L,
+        after: float = 0.0,
+        w: float | None = None,
+        x: float | None = None,
+    ) -> float:
+        """Write `text`; shrink it down to `fit` pt to keep it on one line, else wrap.
+
+        Returns the height used (mm), and moves down by it plus `after`.
+        """
+        pdf = self.pdf
+        width = self.w if w is None else w
+        pdf.set_font(family, style, size)
+        if fit is not None:
+            while size > fit and pdf.get_string_width(text) > width:
+                size = max(fit, size - 0.5)
+                pdf.set_font(family, style, size)
+        pdf.set_text_color(*color)
+        pdf.set_xy(self.x if x is None else x, self.y)
+        wrapmode = WrapMode.WORD if " " in text else WrapMode.CHAR
+        height = pdf.multi_cell(
+            width,
+            size * _PT * _LINE,
+            text,
+            align=align,
+            wrapmode=wrapmode,
+            dry_run=not self.draw,
+            output=MethodReturnValue.HEIGHT,
+            new_x=XPos.LEFT,
+            new_y=YPos.NEXT,
+        )
+        self.y += height + after
+        return float(height)
+
+    def login(
+        self,
+        text: str,
+        *,
+        size: float,
+        min_size: float = 8.0,
+        after: float = 0.0,
+        w: float | None = None,
+        x: float | None = None,
+    ) -> float:
+        """A login ID in the monospaced font: one line if it fits at `min_size` or more, else
+        split before the "@" so a child never sees a break in the middle of a word."""
+        pdf = self.pdf
+        width = self.w if w is None else w
+        pdf.set_font(_MONO, "B", min_size)
+        local, at, domain = text.partition("@")
+        if pdf.get_string_width(text) <= width or not at:
+            return self.text(
+                text, size=size, family=_MONO, style="B", fit=min_size, w=w, x=x, after=after
+            )
+        top = self.y
+        self.text(local, size=size, family=_MONO, style="B", fit=min_size, w=w, x=x)
+        self.text(at + domain, size=size, family=_MONO, style="B", fit=min_size, w=w, x=x)
+        self.y += after
+        return self.y - top - after
+
+    def skip(self, mm: float) -> None:
+        self.y += mm
+
+
+def _cut_lines(pdf: FPDF, cols: int, rows: int) -> None:
+    pdf.set_draw_color(*_LIGHT)
+    pdf.set_line_width(0.2)
+    pdf.set_dash_pattern(dash=2, gap=2)
+    for c in range(1, cols):
+        x = _A4_W * c / cols
+        pdf.line(x, 0, x, _A4_H)
+    for r in range(1, rows):
+        y = _A4_H * r / rows
+        pdf.line(0, y, _A4_W, y)
+    pdf.set_dash_pattern()
+
+
+def _tiles(
+    pdf: FPDF,
+    items: Sequence[object],
+    cols: int,
+    rows: int,
+    draw_one: Callable[[FPDF, object, float, float, float, float], None],
+) -> None:
+    per_page = cols * rows
+    w, h = _A4_W / cols, _A4_H / rows
+    for i, item in enumerate(items):
+        slot = i % per_page
+        if slot == 0:
+            pdf.add_page()
+            _cut_lines(pdf, cols, rows)
+        col, row = slot % cols, slot // cols
+        draw_one(pdf, item, col * w, row * h, w, h)
+
+
+def _fit_scale(measure: Callable[[float], bool], what: str) -> float:
+    scale = 1.0
+    while scale >= 0.6:
+        if measure(scale):
+            return scale
+        scale = round(scale - 0.05, 2)
+    raise ValueError(f"{what} does not fit even in small type: too many questions or too much text")
+
+
+# ---------------------------------------------------------------------------------------------
+# Cards
+
+
+@dataclass
+class CardData:
+    """One student's pre-set challenge card (P2-P3). `questions` holds (question text, answer)."""
+
+    name: str
+    display_name: str
+    school: str
+    class_name: str
+    login_id: str
+    questions: list[tuple[str, str]]
+
+    def __repr__(self) -> str:  # never show the answers in a traceback or a log
+        return (
+            f"CardData(name={self.name!r}, class_name={self.class_name!r}, "
+            f"login_id={self.login_id!r}, questions=<{len(self.questions)} hidden>)"
+        )
+
+
+CARD_LINES = (
+    "Keep this card secret. Do not show it to your friends.",
+    "Forgot your password? Answer these questions at the MIMS portal to make a new one.",
+    "Lost this card? Tell your form teacher.",
+)
+
+_CARD_PAD = 8.0
+
+
+def _card_body(
+    pdf: FPDF,
+    card: CardData,
+    title: str,
+    x: float,
+    y: float,
+    w: float,
+    bottom: float,
+    scale: float,
+    draw: bool,
+) -> bool:
+    """Lay out one card from `y`; True if it ends above `bottom`."""
+    s = scale
+    flow = _Flow(pdf, x, y, w, draw)
+    flow.text(_clean(title), size=15 * s, style="B", fit=9, after=0.5)
+    school = _clean(card.school)
+    if school:
+        flow.text(school, size=8.5 * s, color=_GREY, fit=6, after=2.5 * s)
+    else:
+        flow.skip(2.5 * s)
+
+    name = _clean(card.name)
+    display = _clean(card.display_name)
+    flow.text(name or display, size=15 * s, style="B", fit=9, after=0.5)
+    if display and display != name and name:
+        flow.text(display, size=13 * s, style="B", fit=8, after=0.5)
+    flow.text(f"Class {_clean(card.class_name)}", size=10.5 * s, after=2 * s)
+
+    flow.text("Login ID", size=8 * s, color=_GREY)
+    flow.login(_clean(card.login_id), size=11 * s, min_size=9.5 * s, after=3 * s)
+
+    if draw:
+        pdf.set_draw_color(*_LIGHT)
+        pdf.set_line_width(0.3)
+        pdf.line(x, flow.y - 1.5 * s, x + w, flow.y - 1.5 * s)
+    flow.skip(1.5 * s)
+
+    for n, (question, answer) in enumerate(card.questions, start=1):
+        flow.text(f"{n}. {_clean(question)}", size=9.5 * s, after=0.8)
+        box_top = flow.y
+        # measure the answer first to size its tinted box
+        inner = _Flow(pdf, x + 3, box_top + 1.2, w - 6, draw=False)
+        h = inner.text(_clean(answer), size=17 * s, style="B", fit=10)
+        if draw:
+            pdf.set_fill_color(*_TINT)
+            pdf.rect(x, box_top, w, h + 2.4, style="F", round_corners=True, corner_radius=1.5)
+            _Flow(pdf, x + 3, box_top + 1.2, w - 6, draw=True).text(
+                _clean(answer), size=17 * s, style="B", fit=10
+            )
+        flow.skip(h + 2.4 + 3 * s)
+    return flow.y <= bottom
+
+
+def _card_footer(pdf: FPDF, x: float, w: float, bottom: float, draw: bool) -> float:
+    """Draw (or measure) the three plain-language lines so they end at `bottom`; return top."""
+    measure = _Flow(pdf, x, 0, w, draw=False)
+    height = sum(measure.text(line, size=8.5, after=1.0) for line in CARD_LINES) - 1.0
+    top = bottom - height
+    if draw:
+        flow = _Flow(pdf, x, top, w, draw=True)
+        for i, line in enumerate(CARD_LINES):
+            flow.text(line, size=8.5, style="B" if i == 0 else "", after=1.0)
+    return top
+
+
+def render_cards(
+    cards: Sequence[CardData],
+    title: str = "My MIMS card",
+    *,
+    font_dirs: Sequence[Path | str] = FONT_DIRS,
+) -> bytes:
+    """Render challenge cards, four A6 cards per A4 sheet with cut lines; return the PDF.
+
+    Each card shows the school, the student's name (and display name, in any script, when it
+    differs), class, login ID, each question with its answer in large type, and three lines
+    for the child on what the card is for. Text that is too long shrinks, then wraps; a card
+    whose questions still do not fit raises ValueError. Up to four questions print at full size;
+    five or six are set smaller (to about 75% and 65%); seven or more usually do not fit.
+    """
+    if not cards:
+        raise ValueError("no cards to render")
+    pdf = _new_pdf(title, font_dirs)
+
+    def draw_card(pdf: FPDF, item: object, x: float, y: float, w: float, h: float) -> None:
+        assert isinstance(item, CardData)
+        pad = _CARD_PAD
+        pdf.set_draw_color(*_LIGHT)
+        pdf.set_line_width(0.3)
+        pdf.rect(x + 4, y + 4, w - 8, h - 8, round_corners=True, corner_radius=3)
+        cx, cw, bottom = x + pad, w - 2 * pad, y + h - pad
+        footer_top = _card_footer(pdf, cx, cw, bottom, draw=False)
+        scale = _fit_scale(
+            lambda s: _card_body(pdf, item, title, cx, y + pad, cw, footer_top - 3, s, False),
+            "a card (for one student)",
+        )
+        _card_body(pdf, item, title, cx, y + pad, cw, footer_top - 3, scale, True)
+        pdf.set_draw_color(*_LIGHT)
+        pdf.set_line_width(0.3)
+        pdf.line(cx, footer_top - 2, cx + cw, footer_top - 2)
+        _card_footer(pdf, cx, cw, bottom, draw=True)
+
+    return _output(pdf, lambda pdf: _tiles(pdf, list(cards), 2, 2, draw_card))
+
+
+# ---------------------------------------------------------------------------------------------
+# Slips
+
+
+@dataclass
+class SlipData:
+    """One student's default-password slip."""
+
+    name: str
+    display_name: str
+    class_name: str
+    login_id: str
+    password: str
+    school: str
+
+    def __repr__(self) -> str:  # never show the password in a traceback or a log
+        return (
+            f"SlipData(name={self.name!r}, class_name={self.class_name!r}, "
+            f"login_id={self.login_id!r}, password=<hidden>)"
+        )
+
+
+SLIP_RULE = "You MUST change this password the first time you sign in to the MIMS portal."
+SLIP_LINES: tuple[tuple[str, float, str, tuple[int, int, int]], ...] = (
+    ("Sign in at the MIMS portal with your login ID and this password.", 8.5, "", _BLACK),
+    (SLIP_RULE, 9.0, "B", _BLACK),
+    ("Keep it secret: do not share it with anyone, not even your friends.", 7.5, "", _GREY),
+)
+
+_SLIP_PAD = 7.0
+
+
+def _password_text(password: str) -> str:
+    """The password exactly as set: refuse what cannot be printed rather than alter it."""
+    if not isinstance(password, str) or not password or not password.isprintable():
+        raise ValueError("a slip's password must be non-empty printable text")
+    return password
+
+
+def _slip_body(
+    pdf: FPDF,
+    slip: SlipData,
+    title: str,
+    x: float,
+    y: float,
+    w: float,
+    bottom: float,
+    scale: float,
+    draw: bool,
+) -> bool:
+    s = scale
+    flow = _Flow(pdf, x, y, w, draw)
+    school = _clean(slip.school)
+    # title on the left, school on the right, on one line when both fit
+    pdf.set_font(_SANS, "B", 13 * s)
+    title_w = pdf.get_string_width(_clean(title)) + 3
+    top = flow.y
+    pdf.set_font(_SANS, "", 7.5 * s)
+    same_line = bool(school) and pdf.get_string_width(school) <= w - title_w
+    if same_line:
+        _Flow(pdf, x + title_w, top + 1.6 * s, w - title_w, draw).text(
+            school, size=7.5 * s, color=_GREY, fit=5.5, align=Align.R
+        )
+    flow.text(_clean(title), size=13 * s, style="B", fit=8, after=1.5 * s)
+    if school and not same_line:
+        flow.text(school, size=7.5 * s, color=_GREY, fit=6, after=1.5 * s)
+
+    name = _clean(slip.name)
+    display = _clean(slip.display_name)
+    label_w = 17.0
+    flow.text(name or display, size=13 * s, style="B", fit=8, after=0.3)
+    if display and display != name and name:
+        flow.text(display, size=12 * s, style="B", fit=7, after=0.3)
+    flow.text(f"Class {_clean(slip.class_name)}", size=10 * s, after=2 * s)
+
+    row = flow.y
+    _Flow(pdf, x, row + 0.8 * s, label_w, draw).text("Login ID", size=8 * s, color=_GREY)
+    flow.login(
+        _clean(slip.login_id),
+        size=11 * s,
+        min_size=8 * s,
+        w=w - label_w,
+        x=x + label_w,
+        after=2.5 * s,
+    )
+
+    row = flow.y
+    pw = _password_text(slip.password)
+    pw_args: dict[str, Any] = {"size": 22 * s, "family": _MONO, "style": "B", "fit": 11}
+    h = _Flow(pdf, x + label_w + 3, row, w - label_w - 6, draw=False).text(pw, **pw_args)
+    box_h = h + 3 * s
+    if draw:
+        pdf.set_fill_color(*_TINT)
+        pdf.set_draw_color(*_LIGHT)
+        pdf.set_line_width(0.3)
+        pdf.rect(
+            x + label_w, row, w - label_w, box_h, style="DF", round_corners=True, corner_radius=1.5
+        )
+        _Flow(pdf, x + label_w + 3, row + 1.5 * s, w - label_w - 6, draw=True).text(pw, **pw_args)
+    _Flow(pdf, x, row + box_h / 2 - 2.0 * s, label_w, draw).text(
+        "Password", size=8 * s, color=_GREY
+    )
+    flow.skip(box_h + 2.5 * s)
+
+    for line, size, style, color in SLIP_LINES:
+        flow.text(line, size=size * s, style=style, color=color, after=0.8 * s)
+    return flow.y <= bottom
+
+
+def render_slips(
+    slips: Sequence[SlipData],
+    title: str = "Your MIMS password",
+    *,
+    font_dirs: Sequence[Path | str] = FONT_DIRS,
+) -> bytes:
+    """Render password slips, eight per A4 sheet (2 x 4, each A7) with cut lines; return the PDF.
+
+    Each slip shows the school, name (and display name when it differs), class, login ID, the
+    default password large in a monospaced font, and the rule that it must be changed at the
+    first sign-in.
+    """
+    if not slips:
+        raise ValueError("no slips to render")
+    pdf = _new_pdf(title, font_dirs)
+
+    def draw_slip(pdf: FPDF, item: object, x: float, y: float, w: float, h: float) -> None:
+        assert isinstance(item, SlipData)
+        pad = _SLIP_PAD
+        cx, cw, bottom = x + pad, w - 2 * pad, y + h - pad + 2
+        top = y + pad - 1.5
+        scale = _fit_scale(
+            lambda s: _slip_body(pdf, item, title, cx, top, cw, bottom, s, False),
+            "a slip (for one student)",
+        )
+        _slip_body(pdf, item, title, cx, top, cw, bottom, scale, True)
+
+    return _output(pdf, lambda pdf: _tiles(pdf, list(slips), 2, 4, draw_slip))
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+
+def write_secret_file(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write `data` to `path` atomically, readable by the owner only (mode 0600).
+
+    The bytes go to a new temp file in the same directory, created with O_EXCL and mode 0600
+    (so it is never readable by others, not even for a moment), fsynced, then renamed over
+    `path`; the directory is fsynced so the rename survives a crash. A crash leaves either the
+    old file or the whole new one, never half a PDF. An existing file at `path` is replaced.
+    """
+    target = Path(path)
+    directory = target.parent
+    flags = (
+        os.O_WRONLY
+        | os.O_CREAT
+        | os.O_EXCL
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_CLOEXEC", 0)
+    )
+    tmp = directory / f".{target.name}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, flags, 0o600)
+    try:
+        try:
+            os.fchmod(fd, 0o600)  # the umask can only have removed bits; make it exact
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

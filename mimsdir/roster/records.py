@@ -1,0 +1,94 @@
+"""The values a roster reader hands to the sync: students, rejected rows, and the file's scope.
+
+Every reader (native, OneRoster, Google) produces these same types, so the sync never needs to know
+which format a roster came in. All of them are frozen: a roster read once is a fact about a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+ACTIVE = "active"
+LEFT = "left"
+
+
+class RosterError(Exception):
+    """The whole file cannot be read as a roster (missing, empty, no header, missing column...).
+
+    Row problems are never raised: they become `RowError` values so that one bad row cannot stop
+    the rest of a school's sync. The message is one line and names the file (and the column).
+    """
+
+    code = "roster"
+
+
+@dataclass(frozen=True)
+class RosterStudent:
+    """One validated student row, already in the form the directory stores.
+
+    `family_name` may be empty (mononymous names); `level` is always "P1".."P6"; `email` and
+    `form_teacher_email` are lower-case; `source`/`line` say where the row was, for reports.
+    """
+
+    student_id: str
+    email: str
+    given_name: str
+    family_name: str
+    school_code: str
+    level: str
+    class_name: str
+    form_teacher_email: str | None
+    status: str
+    source: str
+    line: int
+
+
+@dataclass(frozen=True)
+class RowError:
+    """A row that was skipped, and why.
+
+    `student_id`/`email` are what the row names when they could be read at all (even if invalid):
+    the sync must never disable a student whose row it could not use.
+    """
+
+    source: str
+    line: int
+    field: str
+    reason: str
+    student_id: str | None = None
+    email: str | None = None
+
+    def __str__(self) -> str:
+        """One line, `file:line: field: reason`, the way compilers report, so editors can jump."""
+        text = f"{self.source}:{self.line}: {self.field}: {self.reason}"
+        return text.replace("\r", " ").replace("\n", " ")
+
+
+@dataclass(frozen=True)
+class Roster:
+    """Everything a reader learned from one roster file (or OneRoster set).
+
+    `schools` and `row_count_by_school` include rows that had errors (when their school code was
+    valid): a school whose rows are all broken is still covered, and the shrink guard must count
+    those rows as present rather than as students who left.
+    """
+
+    students: tuple[RosterStudent, ...]
+    errors: tuple[RowError, ...]
+    warnings: tuple[str, ...]
+    schools: frozenset[str]
+    fmt: str
+    is_delta: bool
+    departed_ids: frozenset[str]
+    row_count_by_school: Mapping[str, int]
+
+    @property
+    def protected_ids(self) -> frozenset[str]:
+        """Ids named by rejected rows: the sync must not disable these students this run."""
+        return frozenset(e.student_id for e in self.errors if e.student_id)
+
+    @property
+    def protected_emails(self) -> frozenset[str]:
+        """Emails named by rejected rows, for rows whose id could not be read."""
+        return frozenset(e.email for e in self.errors if e.email)

@@ -1,0 +1,215 @@
+"""Read one CSV file into rows keyed by column, keeping physical line numbers and bad rows.
+
+Shared by all readers. The file is read as bytes and decoded with `surrogateescape`, so a row
+with bytes that are not UTF-8 is reported with its line number while every other row is read;
+line numbers come from the csv module's line counter, so quoted multi-line fields do not shift
+the numbers of the rows after them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from mimsdir.roster.records import RosterError
+
+MAX_FILE_BYTES = 512 * 1024 * 1024  # far above any real roster; stops a runaway read
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+_NOT_CSV = (
+    (b"\xff\xfe\x00\x00", "is UTF-32 text; save it as CSV UTF-8"),
+    (b"\x00\x00\xfe\xff", "is UTF-32 text; save it as CSV UTF-8"),
+    (b"\xff\xfe", "is UTF-16 text; save it as CSV UTF-8"),
+    (b"\xfe\xff", "is UTF-16 text; save it as CSV UTF-8"),
+    (b"PK\x03\x04", "is a zip file or Excel workbook, not a CSV file; save it as CSV UTF-8"),
+    (b"\xd0\xcf\x11\xe0", "is an Excel workbook, not a CSV file; save it as CSV UTF-8"),
+    (b"%PDF", "is a PDF, not a CSV file"),
+)
+
+
+def one_line(text: str) -> str:
+    """Messages are one line, whatever a path or header contains."""
+    return " ".join(text.splitlines())
+
+
+def default_key(name: str) -> str:
+    """Header names are matched case-insensitively, ignoring surrounding spaces."""
+    return name.strip().strip("\ufeff").strip().lower()
+
+
+def has_surrogates(text: str) -> bool:
+    """True if `text` holds bytes that were not UTF-8 (decoded with surrogateescape)."""
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def load_bytes(path: str | os.PathLike[str]) -> bytes:
+    """Read a whole file, turning every OS failure into a one-line RosterError naming it."""
+    shown = one_line(os.fspath(path))
+    p = Path(path)
+    try:
+        if p.is_dir():
+            raise RosterError(f"{shown}: is a directory, not a CSV file")
+        if p.stat().st_size > MAX_FILE_BYTES:
+            raise RosterError(f"{shown}: is larger than {MAX_FILE_BYTES // 2**20} MiB")
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise RosterError(f"{shown}: no such file") from None
+    except OSError as exc:
+        raise RosterError(f"{shown}: cannot be read: {exc.strerror or exc}") from None
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """One non-blank record.
+
+    `values` maps canonical column keys to raw text. When `problem` is set the row is unusable:
+    if `aligned`, `values` holds only the columns that decoded cleanly (still in the right place);
+    if not aligned (wrong field count, csv error), `values` is positional and only good for
+    protecting the student the row seems to name.
+    """
+
+    line: int
+    values: Mapping[str, str]
+    problem: tuple[str, str] | None = None
+    aligned: bool = True
+
+
+@dataclass(frozen=True)
+class Table:
+    """A parsed CSV: the header as written, the rows, and warnings about the header."""
+
+    source: str
+    header: tuple[str, ...]
+    rows: tuple[TableRow, ...]
+    warnings: tuple[str, ...]
+
+
+def decode(data: bytes, shown: str) -> str:
+    """Bytes to text: refuse files that are clearly not CSV, drop a BOM, keep bad bytes marked."""
+    if not data:
+        raise RosterError(f"{shown}: is empty (0 bytes)")
+    for magic, reason in _NOT_CSV:
+        if data.startswith(magic):
+            raise RosterError(f"{shown}: {reason}")
+    data = data.removeprefix(_UTF8_BOM)
+    return data.decode("utf-8", errors="surrogateescape")
+
+
+def _records(text: str) -> list[tuple[int, int, list[str] | None, str | None]]:
+    """(first line, last line, fields or None, csv error) for every record, blank ones included."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    out: list[tuple[int, int, list[str] | None, str | None]] = []
+    while True:
+        first = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return out
+        except csv.Error as exc:
+            out.append((first, reader.line_num, None, str(exc)))
+            continue
+        out.append((first, reader.line_num, fields, None))
+
+
+def _separator_hint(header: list[str]) -> str:
+    if len(header) == 1:
+        for sep, name in ((";", "semicolons"), ("\t", "tabs")):
+            if sep in header[0]:
+                return f" (the header uses {name}; save the file as comma-separated CSV)"
+    return ""
+
+
+def parse_table(
+    data: bytes,
+    *,
+    shown: str,
+    source: str,
+    columns: Mapping[str, str],
+    required: tuple[str, ...],
+    ignored: frozenset[str] = frozenset(),
+    key: Callable[[str], str] = default_key,
+) -> Table:
+    """Parse `data` as a CSV with a header row.
+
+    `columns` maps canonical keys (as `key` produces them) to the names shown in messages;
+    `required` keys must be present (else RosterError); `ignored` keys are known but unused, so
+    they produce no warning. Other columns produce one warning each.
+    """
+    text = decode(data, shown)
+    records = _records(text)
+    header_at = next((i for i, r in enumerate(records) if r[3] or _is_content(r[2])), None)
+    if header_at is None:
+        raise RosterError(f"{shown}: has no header row")
+    if records[header_at][3]:
+        raise RosterError(f"{shown}: is not a CSV file ({records[header_at][3]})")
+    header = records[header_at][2] or []
+    if any(has_surrogates(h) or "\x00" in h for h in header):
+        raise RosterError(f"{shown}: the header row is not UTF-8 text; save the file as CSV UTF-8")
+
+    keys = [key(h) for h in header]
+    warnings: list[str] = []
+    seen: dict[str, int] = {}
+    for index, (name, k) in enumerate(zip(header, keys, strict=True)):
+        if k in columns:
+            if k in seen:
+                raise RosterError(f"{shown}: column {columns[k]!r} appears twice in the header")
+            seen[k] = index
+        elif not k:
+            warnings.append(f"{source}: column {index + 1} has no name in the header; ignored")
+        elif k not in ignored and k not in keys[:index]:
+            warnings.append(f"{source}: unknown column {one_line(name.strip())!r} ignored")
+    missing = [columns[k] for k in required if k not in seen]
+    if missing:
+        names = ", ".join(repr(m) for m in missing)
+        plural = "s" if len(missing) > 1 else ""
+        raise RosterError(
+            f"{shown}: missing required column{plural} {names}{_separator_hint(header)}"
+        )
+
+    rows = [
+        _row(first, last, fields, err, header, seen)
+        for first, last, fields, err in records[header_at + 1 :]
+        if err or _is_content(fields)
+    ]
+    return Table(source, tuple(header), tuple(rows), tuple(warnings))
+
+
+def _is_content(fields: list[str] | None) -> bool:
+    """Blank lines and rows of empty cells (",,,," from spreadsheets) are skipped silently."""
+    return bool(fields) and any(f.strip() for f in fields or ())
+
+
+def _row(
+    first: int,
+    last: int,
+    fields: list[str] | None,
+    err: str | None,
+    header: list[str],
+    seen: Mapping[str, int],
+) -> TableRow:
+    """Build one TableRow, deciding whether the row is usable."""
+    if fields is None:
+        return TableRow(first, {}, ("csv", f"cannot be parsed: {err}"), aligned=False)
+    positional = {k: fields[i] for k, i in seen.items() if i < len(fields)}
+    bad = [i for i, f in enumerate(fields) if has_surrogates(f)]
+    if len(fields) != len(header):
+        span = (
+            f"; it runs from line {first} to line {last}: an unclosed quote?"
+            if last > first
+            else ""
+        )
+        reason = f"row has {len(fields)} fields but the header has {len(header)}{span}"
+        clean = {k: v for k, v in positional.items() if not has_surrogates(v)}
+        if bad:
+            return TableRow(first, clean, ("encoding", "row is not valid UTF-8"), aligned=False)
+        return TableRow(first, clean, ("fields", reason), aligned=False)
+    if bad:
+        names = ", ".join(repr(one_line(header[i].strip()) or f"#{i + 1}") for i in bad)
+        reason = f"not valid UTF-8 in column {names}; save the file as CSV UTF-8"
+        clean = {k: v for k, v in positional.items() if not has_surrogates(v)}
+        return TableRow(first, clean, ("encoding", reason), aligned=True)
+    return TableRow(first, positional)
