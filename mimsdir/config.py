@@ -49,6 +49,11 @@ class LdapConfig:
     secrets_dir: str | None = None
     # Optional ldapi URL for the host's root (SASL EXTERNAL); default: the embedded directory's.
     ldapi_uri: str | None = None
+    # Staff commands (student, qna, report, requests) act as: the host's root over ldapi when
+    # admin_dn is unset (a school server running its own slapd), else this ICT admin's DN with
+    # the password read from admin_password_file or $MIMS_ADMIN_PASSWORD.
+    admin_dn: str | None = None
+    admin_password_file: str | None = None
 
     def validate(self, path: str) -> None:
         if not self.uri.startswith(("ldap://", "ldaps://", "ldapi://")):
@@ -134,6 +139,12 @@ class SyncConfig:
     )
     allowed_email_domains: tuple[str, ...] = ()
     slips_dir: str = "var/slips"
+    # The run lock and the row counts of the last successful run (for max_shrink).
+    state_dir: str = "var/sync"
+    # Writes in flight at once (python-ldap asynchronous operations).
+    window: int = 32
+    # Retries of a write while the directory is unreachable, with exponential backoff.
+    retries: int = 4
 
     def validate(self, path: str) -> None:
         for key in ("max_disable", "max_shrink"):
@@ -144,6 +155,61 @@ class SyncConfig:
                 raise ConfigError(f"{path}.{key}: {exc}") from None
         if self.retention_days < 1:
             raise ConfigError(f"{path}.retention_days: at least 1")
+        if not 1 <= self.window <= 1024:
+            raise ConfigError(f"{path}.window: between 1 and 1024")
+        if self.retries < 0:
+            raise ConfigError(f"{path}.retries: cannot be negative")
+
+
+@dataclass(frozen=True)
+class QuestionConfig:
+    id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class QnaConfig:
+    """Challenge questions and answers (argon2id, hashed by mimsdir)."""
+
+    # Empty: the built-in catalogue (mimsdir.challenge.DEFAULT_QUESTIONS).
+    questions: tuple[QuestionConfig, ...] = ()
+    # How many a student registers, and how many a reset asks.
+    register_count: int = 3
+    ask_count: int = 2
+    min_answer_length: int = 3
+    # argon2id parameters; OWASP's floor is m=19456 KiB, t=2, p=1.
+    memory_kib: int = 19456
+    time_cost: int = 2
+    parallelism: int = 1
+
+    def validate(self, path: str) -> None:
+        if self.memory_kib < 19456 or self.time_cost < 2 or self.parallelism < 1:
+            raise ConfigError(f"{path}: argon2id below OWASP's minimum (m=19456, t=2, p=1)")
+        if not 1 <= self.ask_count <= self.register_count:
+            raise ConfigError(f"{path}.ask_count: between 1 and register_count")
+        if self.questions and len(self.questions) < self.register_count:
+            raise ConfigError(f"{path}.questions: fewer than register_count")
+        ids = [q.id for q in self.questions]
+        if len(set(ids)) != len(ids):
+            raise ConfigError(f"{path}.questions: duplicate id")
+
+
+@dataclass(frozen=True)
+class CredentialsConfig:
+    """Default passwords issued by ICT resets and by the sync for new students."""
+
+    # At least the lower-primary policy's min_length; word + digits, typeable by a child.
+    default_password_length: int = 9
+
+    def validate(self, path: str) -> None:
+        if self.default_password_length < 8:
+            raise ConfigError(f"{path}.default_password_length: at least 8")
+
+
+@dataclass(frozen=True)
+class CliConfig:
+    # The CLI's own record of which operator (OS user) ran which command (JSON lines).
+    operator_log: str = "var/operator-log.jsonl"
 
 
 def parse_limit(value: str) -> tuple[float, bool]:
@@ -168,6 +234,9 @@ class Config:
     directory: DirectoryConfig = field(default_factory=DirectoryConfig)
     policies: PoliciesConfig = field(default_factory=PoliciesConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
+    qna: QnaConfig = field(default_factory=QnaConfig)
+    credentials: CredentialsConfig = field(default_factory=CredentialsConfig)
+    cli: CliConfig = field(default_factory=CliConfig)
     # The folder the config file lives in: relative paths in it are relative to this.
     base_path: str = "."
 

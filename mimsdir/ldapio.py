@@ -253,7 +253,11 @@ class Conn:
             self.lo.passwd_s(dn, old, new, serverctrls=[PasswordPolicyControl()])
 
     def close(self) -> None:
-        with contextlib.suppress(ldap.LDAPError):
+        """Idempotent: python-ldap raises AttributeError on a second unbind."""
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
+        with contextlib.suppress(ldap.LDAPError, AttributeError):
             self.lo.unbind_s()
 
     def __enter__(self) -> Conn:
@@ -276,3 +280,133 @@ def values(attrs: Attrs, name: str) -> list[str]:
         if key.lower() == name.lower():
             return [v.decode("utf-8", "replace") for v in vals]
     return []
+
+
+# -- pipelined writes ------------------------------------------------------------------------
+@dataclass
+class Op:
+    """One write for the pipeline. ``key`` identifies it in results (a student's uid)."""
+
+    key: str
+    kind: str  # "add" | "modify" | "delete" | "passwd"
+    dn: str
+    payload: Any = None
+    tag: str = ""
+    resent: bool = False
+
+
+class Pipeline:
+    """Writes with a bounded number in flight (python-ldap asynchronous operations).
+
+    Each result is checked and handed to ``on_done(op, error)``; one student's failure does not
+    stop the others. When the server goes away, the connection is rebuilt with exponential
+    backoff and every write whose result was not seen is sent again (writes are idempotent:
+    MOD_REPLACE everywhere, and an add or delete that already happened counts as done). If the
+    server stays away, ``DirectoryUnavailable`` is raised: the caller exits 4 and the next run
+    converges because it plans again from what the directory holds.
+    """
+
+    def __init__(self, connect: Any, window: int, retries: int, on_done: Any,
+                 result_timeout: float = 60.0, sleep: Any = None) -> None:
+        import time as _time
+
+        self._connect = connect
+        self._conn: Conn = connect()
+        self.window = window
+        self.retries = retries
+        self.on_done = on_done
+        self.result_timeout = result_timeout
+        self._sleep = sleep or _time.sleep
+        self._inflight: list[tuple[int, Op]] = []
+        self.reconnects = 0
+
+    def submit(self, op: Op) -> None:
+        while len(self._inflight) >= self.window:
+            self._collect_one()
+        self._send(op)
+
+    def flush(self) -> None:
+        while self._inflight:
+            self._collect_one()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _send(self, op: Op) -> None:
+        while True:
+            try:
+                self._inflight.append((self._start(op), op))
+                return
+            except _DOWN:
+                self._recover(pending=[op])
+                return
+            except ldap.LDAPError as exc:
+                self.on_done(op, translate(exc, f"{op.tag or op.kind} {op.dn}"))
+                return
+
+    def _start(self, op: Op) -> int:
+        lo = self._conn.lo
+        if op.kind == "add":
+            return lo.add_ext(op.dn, list(op.payload.items()))
+        if op.kind == "modify":
+            return lo.modify_ext(op.dn, op.payload)
+        if op.kind == "delete":
+            return lo.delete_ext(op.dn)
+        if op.kind == "passwd":
+            return lo.passwd(op.dn, None, op.payload)
+        raise ValueError(op.kind)
+
+    def _collect_one(self) -> None:
+        msgid, op = self._inflight[0]
+        try:
+            self._conn.lo.result3(msgid, all=1, timeout=self.result_timeout)
+        except _DOWN:
+            self._recover(pending=[])
+            return
+        except ldap.LDAPError as exc:
+            self._inflight.pop(0)
+            if op.resent and _already_done(op, exc):
+                self.on_done(op, None)
+            else:
+                self.on_done(op, translate(exc, f"{op.tag or op.kind} {op.dn}"))
+            return
+        self._inflight.pop(0)
+        self.on_done(op, None)
+
+    def _recover(self, pending: list[Op]) -> None:
+        """Reconnect and resend everything whose result we never saw."""
+        unsent = [op for _, op in self._inflight] + pending
+        self._inflight = []
+        self._conn.close()
+        last: Exception | None = None
+        for attempt in range(self.retries + 1):
+            self._sleep(min(30.0, 0.5 * 2 ** attempt))
+            try:
+                self._conn = self._connect()
+                break
+            except MimsError as exc:
+                last = exc
+        else:
+            raise DirectoryUnavailable(
+                f"the directory went away mid-run and did not come back after "
+                f"{self.retries + 1} attempts ({last}); rerun the sync: it converges"
+            )
+        self.reconnects += 1
+        for op in unsent:
+            op.resent = True
+            self._send(op)
+
+
+_DOWN = (ldap.SERVER_DOWN, ldap.TIMEOUT, ldap.CONNECT_ERROR, ldap.UNAVAILABLE, ldap.BUSY)
+
+
+def _already_done(op: Op, exc: ldap.LDAPError) -> bool:
+    """A resent write whose first copy had landed before the connection dropped."""
+    if op.kind == "add":
+        return isinstance(exc, ldap.ALREADY_EXISTS)
+    if op.kind == "delete":
+        return isinstance(exc, ldap.NO_SUCH_OBJECT)
+    if op.kind == "passwd":
+        # The same password again: "in history" / "not being changed" means it is set.
+        return isinstance(exc, ldap.CONSTRAINT_VIOLATION)
+    return False

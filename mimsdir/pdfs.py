@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,8 +105,26 @@ def find_fonts(dirs: Sequence[Path | str] = FONT_DIRS) -> dict[str, Path]:
     return found
 
 
-def _new_pdf(title: str, font_dirs: Sequence[Path | str]) -> FPDF:
+def _scripts(texts: Iterable[object]) -> set[str]:
+    """Which fallback fonts the text needs: loading and subsetting a CJK font costs most of a
+    PDF's time, so a class of Latin names should not pay for it."""
+    needed: set[str] = set()
+    for text in texts:
+        for ch in str(text or ""):
+            cp = ord(ch)
+            if cp < 0x0B80:
+                continue
+            if cp <= 0x0BFF:
+                needed.add("notosanstamil")
+            elif cp >= 0x2E80:
+                needed.add("droidsansfallback")
+    return needed
+
+
+def _new_pdf(title: str, font_dirs: Sequence[Path | str],
+             texts: Iterable[object] = ()) -> FPDF:
     fonts = find_fonts(font_dirs)
+    needed = _scripts(texts)
     try:
         import uharfbuzz  # noqa: F401  (fpdf2's text shaping needs it for Tamil)
     except ImportError:
@@ -120,12 +138,16 @@ def _new_pdf(title: str, font_dirs: Sequence[Path | str]) -> FPDF:
     pdf.c_margin = 0
     try:
         for family, style, name, _ in _FONT_FILES:
+            if family in _FALLBACKS[1:] and family not in needed:
+                continue
             pdf.add_font(family, style, str(fonts[name]))
     except BaseException:
         _close_fonts(pdf)
         raise
-    pdf.set_fallback_fonts(list(_FALLBACKS), exact_match=False)
-    pdf.set_text_shaping(True)
+    pdf.set_fallback_fonts([f for f in _FALLBACKS if f in pdf.fonts or f == _SANS],
+                           exact_match=False)
+    # Shaping (harfbuzz) places Tamil vowel signs; Latin and CJK text does not need it.
+    pdf.set_text_shaping("notosanstamil" in needed)
     pdf.set_title(title)
     pdf.set_creator("mimsdir")
     pdf.set_lang("en")
@@ -396,7 +418,9 @@ def render_cards(
     """
     if not cards:
         raise ValueError("no cards to render")
-    pdf = _new_pdf(title, font_dirs)
+    pdf = _new_pdf(title, font_dirs, [title] + [
+        v for c in cards for v in (c.name, c.display_name, c.school, c.class_name,
+                                   *(t for q in c.questions for t in q))])
 
     def draw_card(pdf: FPDF, item: object, x: float, y: float, w: float, h: float) -> None:
         assert isinstance(item, CardData)
@@ -542,7 +566,8 @@ def render_slips(
     """
     if not slips:
         raise ValueError("no slips to render")
-    pdf = _new_pdf(title, font_dirs)
+    pdf = _new_pdf(title, font_dirs, [title] + [
+        v for s in slips for v in (s.name, s.display_name, s.school, s.class_name)])
 
     def draw_slip(pdf: FPDF, item: object, x: float, y: float, w: float, h: float) -> None:
         assert isinstance(item, SlipData)

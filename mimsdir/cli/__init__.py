@@ -41,9 +41,11 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from mimsdir.cli import directory
+    from mimsdir.cli import directory, staff, sync
 
     main.add_command(directory.directory)
+    main.add_command(sync.sync)
+    staff.register(main)
 
 
 _register()

@@ -279,6 +279,6 @@ def status(cfg: Config) -> Status:
 
 def root_conn(cfg: Config) -> Conn:
     """A connection bound as the host's root over the ldapi socket."""
-    c = Conn(cfg.ldapi_uri, timeout=cfg.ldap.timeout)
-    c.bind_external()
-    return c
+    from mimsdir.connect import root_conn as _root_conn
+
+    return _root_conn(cfg)

@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from mimsdir.errors import ExitCode, MimsError
+
 ACTIVE = "active"
 LEFT = "left"
 
 
-class RosterError(Exception):
+class RosterError(MimsError):
     """The whole file cannot be read as a roster (missing, empty, no header, missing column...).
 
     Row problems are never raised: they become `RowError` values so that one bad row cannot stop
@@ -21,6 +23,14 @@ class RosterError(Exception):
     """
 
     code = "roster"
+    exit_code = ExitCode.USAGE
+
+
+class EmptyRosterError(RosterError):
+    """A 0-byte (or blank) file: the classic truncated export. Refused like a safety limit."""
+
+    code = "empty-roster"
+    exit_code = ExitCode.REFUSED
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mimsdir.roster.records import RosterError
+from mimsdir.roster.records import EmptyRosterError, RosterError
 
 MAX_FILE_BYTES = 512 * 1024 * 1024  # far above any real roster; stops a runaway read
 
@@ -91,7 +91,7 @@ class Table:
 def decode(data: bytes, shown: str) -> str:
     """Bytes to text: refuse files that are clearly not CSV, drop a BOM, keep bad bytes marked."""
     if not data:
-        raise RosterError(f"{shown}: is empty (0 bytes)")
+        raise EmptyRosterError(f"{shown}: is empty (0 bytes)")
     for magic, reason in _NOT_CSV:
         if data.startswith(magic):
             raise RosterError(f"{shown}: {reason}")
@@ -143,7 +143,7 @@ def parse_table(
     records = _records(text)
     header_at = next((i for i, r in enumerate(records) if r[3] or _is_content(r[2])), None)
     if header_at is None:
-        raise RosterError(f"{shown}: has no header row")
+        raise EmptyRosterError(f"{shown}: has no header row (blank file)")
     if records[header_at][3]:
         raise RosterError(f"{shown}: is not a CSV file ({records[header_at][3]})")
     header = records[header_at][2] or []

@@ -1,0 +1,150 @@
+"""Applying a plan: roster writes, then credentials, then slips, then the pending flags.
+
+Order of the credential steps, and why (a run can be killed between any two):
+1. A new student is added with ``mimsCredentialPending: TRUE`` and no password.
+2. A default password is set (Password Modify, so slapd hashes it and sets ``pwdReset``).
+3. The slips carrying the passwords are written and fsynced (one PDF per school and class).
+4. Only then is ``mimsCredentialPending`` cleared.
+A run killed before step 4 leaves the flag set; the next run plans a ``reissue`` for that
+student: a new password on a new slip. No account ends with a password nobody knows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import ldap
+
+from mimsdir.errors import MimsError
+from mimsdir.ldapio import Conn, Op, Pipeline
+from mimsdir.sync.model import CREATE, PURGE, REISSUE, Change, Plan
+from mimsdir.wordlist import generate_default_password
+
+
+@dataclass
+class ApplyResult:
+    done: dict[str, int] = field(default_factory=dict)      # kind -> count applied
+    failures: list[str] = field(default_factory=list)       # one line per failed student
+    slips: list[str] = field(default_factory=list)          # slip files written
+    credentials_issued: int = 0
+    reconnects: int = 0
+
+
+def modlist(c: Change) -> list[tuple[int, str, list[bytes]]]:
+    """MOD_REPLACE for every attribute (an empty list deletes): idempotent, so a write resent
+    after a dropped connection does no harm."""
+    return [(ldap.MOD_REPLACE, a.attr, [a.new.encode()] if a.new is not None else [])
+            for a in c.attrs]
+
+
+def add_attrs(c: Change) -> dict[str, list[bytes]]:
+    attrs: dict[str, list[bytes]] = {"objectClass": [b"inetOrgPerson", b"mimsStudent"],
+                                     "uid": [c.uid.encode()]}
+    for a in c.attrs:
+        if a.new is not None:
+            attrs[a.attr] = [a.new.encode()]
+    return attrs
+
+
+def _slip_name(school: str, class_name: str, stamp: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", class_name).strip("_") or "no-class"
+    return f"{school}-{safe}-{stamp}.pdf"
+
+
+def apply_plan(plan: Plan, connect: Callable[[], Conn], *, slips_dir: Path, school_names:
+               dict[str, str] | None = None, window: int = 32, retries: int = 4,
+               password_length: int = 9, progress: Callable[[int], None] | None = None,
+               sleep: Callable[[float], None] | None = None) -> ApplyResult:
+    # fpdf2 takes a fifth of a second to import: only runs that write slips pay for it.
+    from mimsdir.pdfs import SlipData, render_slips, write_secret_file
+
+    result = ApplyResult()
+    by_key = {}
+    failed: set[str] = set()
+
+    def done(op: Op, err: MimsError | None) -> None:
+        if progress:
+            progress(1)
+        change = by_key.get((op.key, op.tag))
+        if err is None:
+            if change is not None:
+                result.done[change.kind] = result.done.get(change.kind, 0) + 1
+            return
+        failed.add(op.key)
+        where = f" (roster line {change.line})" if change is not None and change.line else ""
+        result.failures.append(f"{op.key}{where}: {err}")
+
+    pipe = Pipeline(connect, window=window, retries=retries, on_done=done, sleep=sleep)
+    try:
+        # 1. Roster writes.
+        for c in plan.changes:
+            if c.kind == REISSUE:
+                continue
+            by_key[(c.uid, c.kind)] = c
+            if c.kind == CREATE:
+                pipe.submit(Op(c.uid, "add", c.dn, add_attrs(c), tag=c.kind))
+            elif c.kind == PURGE:
+                pipe.submit(Op(c.uid, "delete", c.dn, tag=c.kind))
+            else:
+                pipe.submit(Op(c.uid, "modify", c.dn, modlist(c), tag=c.kind))
+        pipe.flush()
+
+        # 2. Passwords for new students and for credentials left pending by a killed run.
+        targets = [c for c in plan.changes
+                   if (c.kind == CREATE and c.uid not in failed) or c.kind == REISSUE]
+        passwords: dict[str, str] = {}
+        for c in targets:
+            pw = generate_default_password(password_length)
+            passwords[c.uid] = pw
+            if c.kind == REISSUE:
+                by_key[(c.uid, REISSUE)] = c
+            pipe.submit(Op(c.uid, "passwd", c.dn, pw, tag="password"))
+        pipe.flush()
+        issued = [c for c in targets if c.uid not in failed]
+
+        # 3. Slips, durably, one PDF per school and class.
+        # Microseconds: two runs in one second must never overwrite each other's slips.
+        stamp = datetime.now().strftime("%Y%m%dT%H%M%S.%f")
+        groups: dict[tuple[str, str], list[Change]] = {}
+        for c in issued:
+            groups.setdefault((c.school, c.class_name), []).append(c)
+        for (school, class_name), members in sorted(groups.items()):
+            slips = [SlipData(name=c.name, display_name="", class_name=class_name,
+                              login_id=c.mail, password=passwords[c.uid],
+                              school=(school_names or {}).get(school, school))
+                     for c in sorted(members, key=lambda m: m.name.lower())]
+            folder = slips_dir / school
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path = folder / _slip_name(school, class_name, stamp)
+            if path.exists():  # the same microsecond twice: keep both slips
+                path = path.with_name(f"{path.stem}-{os.getpid()}.pdf")
+            write_secret_file(path, render_slips(slips))
+            result.slips.append(str(path))
+        passwords.clear()
+
+        # 4. The slips exist: the credentials are no longer pending.
+        for c in issued:
+            pipe.submit(Op(c.uid, "modify", c.dn, [
+                (ldap.MOD_REPLACE, "pwdReset", [b"TRUE"]),
+                (ldap.MOD_REPLACE, "mimsCredentialPending", []),
+            ], tag="slip-written"))
+        pipe.flush()
+        result.credentials_issued = len([c for c in issued if c.uid not in failed])
+        result.done[REISSUE] = len([c for c in issued if c.kind == REISSUE
+                                    and c.uid not in failed])
+    finally:
+        result.reconnects = pipe.reconnects
+        pipe.close()
+    return result
+
+
+def operations(plan: Plan) -> int:
+    """How many writes a plan takes, for a progress bar."""
+    creates = plan.count(CREATE)
+    reissues = plan.count(REISSUE)
+    return (len(plan.changes) - reissues) + 2 * (creates + reissues)

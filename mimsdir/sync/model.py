@@ -1,0 +1,137 @@
+"""The values the sync works with: what the directory holds, and what should change.
+
+Plain frozen dataclasses with JSON round-trips, no LDAP: the planner and the guards are pure
+functions of these, testable without a server (and with Hypothesis).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+CREATE = "create"
+UPDATE = "update"
+PROMOTE = "promote"
+MOVE = "move"
+DISABLE = "disable"
+REENABLE = "reenable"
+PURGE = "purge"
+REISSUE = "reissue"
+KINDS = (CREATE, UPDATE, PROMOTE, MOVE, DISABLE, REENABLE, PURGE, REISSUE)
+
+ACTIVE = "active"
+LEFT = "left"
+DISABLED = "disabled"
+
+# The attributes a roster owns. Everything else on an entry (displayName, challenge answers,
+# password state) belongs to someone else and the sync never touches it.
+MANAGED = ("mail", "givenName", "sn", "cn", "mimsSchoolCode", "mimsLevel", "mimsClass",
+           "mimsFormTeacher", "mimsAccountStatus", "mimsLeftAt", "pwdPolicySubentry")
+
+
+@dataclass(frozen=True)
+class DirStudent:
+    """A student as the directory holds it, reduced to what the sync compares."""
+
+    uid: str
+    dn: str
+    school: str
+    level: str
+    status: str
+    mail: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+    cn: str | None = None
+    class_name: str | None = None
+    form_teacher_dn: str | None = None
+    left_at: str | None = None          # GeneralizedTime, e.g. 20261128020000Z
+    credential_pending: bool = False
+    qna_origin: str | None = None
+    qna_must_change: bool = False
+    policy_dn: str | None = None
+    csn: str | None = None              # entryCSN: changes whenever the entry does
+
+
+@dataclass(frozen=True)
+class AttrChange:
+    attr: str
+    old: str | None
+    new: str | None  # None: delete the attribute
+
+
+@dataclass(frozen=True)
+class Change:
+    """One student's change. ``kind`` is the most significant thing happening to them."""
+
+    kind: str
+    uid: str
+    dn: str
+    school: str
+    attrs: tuple[AttrChange, ...] = ()
+    line: int | None = None
+    # For a create or reissue: what a slip needs besides the password.
+    name: str = ""
+    class_name: str = ""
+    level: str = ""
+    mail: str = ""
+
+    @property
+    def level_change(self) -> tuple[str | None, str | None] | None:
+        for a in self.attrs:
+            if a.attr == "mimsLevel":
+                return a.old, a.new
+        return None
+
+
+@dataclass
+class Plan:
+    """Everything a run would do, and why it may be refused."""
+
+    changes: list[Change] = field(default_factory=list)
+    unchanged: int = 0
+    scope: tuple[str, ...] = ()
+    scope_active: int = 0
+    row_errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    protected: list[str] = field(default_factory=list)   # ids kept because their row had errors
+    rows_by_school: dict[str, int] = field(default_factory=dict)
+    roster: str = ""
+    fmt: str = ""
+    is_delta: bool = False
+    fingerprint: str = ""
+    # What the planner looked up outside the scope, so --apply-plan can look again.
+    lookup_uids: list[str] = field(default_factory=list)
+    lookup_mails: list[str] = field(default_factory=list)
+    lookup_teachers: list[str] = field(default_factory=list)
+
+    def count(self, kind: str) -> int:
+        return sum(1 for c in self.changes if c.kind == kind)
+
+    def counts(self) -> dict[str, int]:
+        out = {k: self.count(k) for k in KINDS}
+        out["unchanged"] = self.unchanged
+        return out
+
+    def counts_by_school(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for c in self.changes:
+            out.setdefault(c.school, {k: 0 for k in KINDS})[c.kind] += 1
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["format_version"] = 1
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Plan:
+        if data.get("format_version") != 1:
+            raise ValueError("not a mimsdir sync plan (format_version 1)")
+        changes = [
+            Change(**{**c, "attrs": tuple(AttrChange(**a) for a in c["attrs"])})
+            for c in data["changes"]
+        ]
+        fields = {k: v for k, v in data.items() if k not in ("changes", "format_version")}
+        fields["scope"] = tuple(fields.get("scope", ()))
+        return cls(changes=changes, **fields)

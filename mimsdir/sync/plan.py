@@ -1,0 +1,313 @@
+"""The planner: a pure function from (roster, directory state) to a Plan.
+
+Rules that keep a student safe:
+- A student named by a row with errors (by id or email) is never disabled this run.
+- Only students of the schools in scope are disabled; a student found by id in another school
+  is moved, never disabled by another school's roster.
+- A OneRoster delta disables only those it marks as gone, never those it leaves out.
+- An ICT-disabled student (``disabled``) stays disabled; only ``left`` students are re-enabled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from mimsdir.directory.slapdconf import Dns, policy_for_level
+from mimsdir.roster import Roster, RosterStudent
+from mimsdir.sync.model import (
+    ACTIVE,
+    CREATE,
+    DISABLE,
+    LEFT,
+    MOVE,
+    PROMOTE,
+    PURGE,
+    REENABLE,
+    REISSUE,
+    UPDATE,
+    AttrChange,
+    Change,
+    DirStudent,
+    Plan,
+)
+
+UPPER = ("P4", "P5", "P6")
+
+
+def gtime(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")
+
+
+def parse_gtime(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    for fmt in ("%Y%m%d%H%M%SZ", "%Y%m%d%H%M%S.%fZ"):
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None
+
+
+@dataclass(frozen=True)
+class DirectoryState:
+    """What the directory holds that the planner needs, read by ``mimsdir.sync.state``."""
+
+    students: Mapping[str, DirStudent]      # lower-case uid -> student (scope + looked up)
+    mail_owners: Mapping[str, str]          # lower-case mail -> uid, for roster mails
+    teachers: Mapping[str, str]             # lower-case teacher mail -> staff DN
+
+
+def scope_of(roster: Roster, school: str | None) -> tuple[str, ...]:
+    """The schools a run may disable students in: ``--school`` or the roster's schools."""
+    if school:
+        return (school.upper(),)
+    return tuple(sorted(roster.schools))
+
+
+def names(r: RosterStudent) -> tuple[str, str, str]:
+    """(givenName, sn, cn): sn is required by inetOrgPerson, so a one-name student's sn is
+    their given name."""
+    given = r.given_name.strip()
+    family = r.family_name.strip()
+    cn = f"{given} {family}".strip()
+    return given, family or given, cn
+
+
+def desired(r: RosterStudent, dns: Dns, teachers: Mapping[str, str]) -> dict[str, str | None]:
+    given, sn, cn = names(r)
+    want: dict[str, str | None] = {
+        "mail": r.email,
+        "givenName": given,
+        "sn": sn,
+        "cn": cn,
+        "mimsSchoolCode": r.school_code,
+        "mimsLevel": r.level,
+        "mimsClass": r.class_name,
+        "pwdPolicySubentry": dns.policy(policy_for_level(r.level)),
+    }
+    if r.form_teacher_email:
+        dn = teachers.get(r.form_teacher_email.lower())
+        if dn:
+            want["mimsFormTeacher"] = dn
+    return want
+
+
+def _current(s: DirStudent) -> dict[str, str | None]:
+    return {
+        "mail": s.mail, "givenName": s.given_name, "sn": s.family_name, "cn": s.cn,
+        "mimsSchoolCode": s.school, "mimsLevel": s.level, "mimsClass": s.class_name,
+        "pwdPolicySubentry": s.policy_dn, "mimsFormTeacher": s.form_teacher_dn,
+        "mimsAccountStatus": s.status, "mimsLeftAt": s.left_at,
+    }
+
+
+def _same(attr: str, a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    if attr in ("mail", "mimsSchoolCode", "mimsLevel", "pwdPolicySubentry", "mimsFormTeacher"):
+        return a.lower() == b.lower()
+    return a == b
+
+
+def _display(r: RosterStudent) -> str:
+    return names(r)[2]
+
+
+def plan_sync(
+    roster: Roster,
+    state: DirectoryState,
+    *,
+    dns: Dns,
+    now: datetime,
+    school: str | None = None,
+    retention_days: int = 365,
+    purge: bool = False,
+) -> Plan:
+    """Compute every change that makes the directory match the roster, in scope."""
+    scope = scope_of(roster, school)
+    in_scope = set(scope)
+    plan = Plan(scope=scope, roster="", fmt=roster.fmt, is_delta=roster.is_delta,
+                rows_by_school={k: v for k, v in roster.row_count_by_school.items()
+                                 if k in in_scope})
+    plan.row_errors = [str(e) for e in roster.errors]
+    plan.warnings = list(roster.warnings)
+    protected_ids = {i.lower() for i in roster.protected_ids}
+    protected_mails = {m.lower() for m in roster.protected_emails}
+
+    rows = [r for r in roster.students if r.school_code in in_scope]
+    skipped = len(roster.students) - len(rows)
+    if skipped:
+        plan.warnings.append(f"{skipped} row(s) of schools outside --school {school} ignored")
+
+    students = state.students
+    seen: set[str] = set()
+    unknown_teachers: dict[str, int] = {}
+    stamp = gtime(now)
+
+    for r in rows:
+        key = r.student_id.lower()
+        seen.add(key)
+        current = students.get(key)
+        if r.status == LEFT:
+            if current and current.status == ACTIVE:
+                plan.changes.append(_disable(current, stamp, r.line))
+            elif current:
+                plan.unchanged += 1
+            continue
+        owner = state.mail_owners.get(r.email.lower())
+        if owner and owner.lower() != key:
+            plan.row_errors.append(
+                f"{r.source}:{r.line}: email: {r.email} is already the login ID of student "
+                f"{owner}"
+            )
+            # The row names two students: protect both from being disabled this run.
+            protected_ids.add(key)
+            protected_ids.add(owner.lower())
+            if current:
+                plan.unchanged += 1
+            continue
+        if r.form_teacher_email and r.form_teacher_email.lower() not in state.teachers:
+            unknown_teachers[r.form_teacher_email] = unknown_teachers.get(
+                r.form_teacher_email, 0) + 1
+        want = desired(r, dns, state.teachers)
+        if current is None:
+            plan.changes.append(_create(r, dns, want, stamp))
+            continue
+        change = _diff(r, current, want)
+        if change is not None:
+            plan.changes.append(change)
+        else:
+            plan.unchanged += 1
+        if current.credential_pending and current.status == ACTIVE:
+            plan.changes.append(Change(REISSUE, current.uid, current.dn, r.school_code,
+                                       line=r.line, name=_display(r), class_name=r.class_name,
+                                       level=r.level, mail=r.email))
+
+    for email, count in sorted(unknown_teachers.items()):
+        plan.warnings.append(f"form teacher {email} is not in the directory: "
+                             f"{count} student(s) keep their current form teacher")
+
+    departed = {d.lower() for d in roster.departed_ids}
+    for key, s in sorted(students.items()):
+        if key in seen or s.school.upper() not in in_scope:
+            continue
+        gone = key in departed or not roster.is_delta
+        if s.status == ACTIVE:
+            if not gone:
+                plan.unchanged += 1
+            elif key in protected_ids or (s.mail and s.mail.lower() in protected_mails):
+                plan.protected.append(s.uid)
+                plan.unchanged += 1
+            else:
+                plan.changes.append(_disable(s, stamp, None))
+        elif s.status == LEFT and purge and _expired(s, now, retention_days):
+            plan.changes.append(Change(PURGE, s.uid, s.dn, s.school))
+        else:
+            plan.unchanged += 1
+
+    plan.scope_active = sum(1 for s in students.values()
+                            if s.school.upper() in in_scope and s.status == ACTIVE)
+    plan.changes.sort(key=_order)
+    return plan
+
+
+def _order(c: Change) -> tuple[int, str, str]:
+    # Frees before takes: disables and moves first, creates after, credentials last.
+    rank = {DISABLE: 0, PURGE: 1, MOVE: 2, PROMOTE: 2, UPDATE: 2, REENABLE: 3, CREATE: 4,
+            REISSUE: 5}
+    return rank[c.kind], c.school, c.uid
+
+
+def _expired(s: DirStudent, now: datetime, retention_days: int) -> bool:
+    left = parse_gtime(s.left_at)
+    return left is not None and now - left > timedelta(days=retention_days)
+
+
+def _disable(s: DirStudent, stamp: str, line: int | None) -> Change:
+    return Change(DISABLE, s.uid, s.dn, s.school, attrs=(
+        AttrChange("mimsAccountStatus", s.status, LEFT),
+        AttrChange("mimsLeftAt", s.left_at, stamp),
+    ), line=line, name=s.cn or s.uid, class_name=s.class_name or "", level=s.level,
+        mail=s.mail or "")
+
+
+def _create(r: RosterStudent, dns: Dns, want: Mapping[str, str | None], stamp: str) -> Change:
+    attrs = [AttrChange(k, None, v) for k, v in want.items() if v is not None]
+    attrs.append(AttrChange("mimsAccountStatus", None, ACTIVE))
+    # Until a slip carrying the first password is written, the credential is pending: a run
+    # killed in between re-issues it, so no account ends with a password nobody knows.
+    attrs.append(AttrChange("mimsCredentialPending", None, "TRUE"))
+    return Change(CREATE, r.student_id, dns.student(r.student_id), r.school_code,
+                  attrs=tuple(attrs), line=r.line, name=_display(r), class_name=r.class_name,
+                  level=r.level, mail=r.email)
+
+
+def _diff(r: RosterStudent, s: DirStudent, want: Mapping[str, str | None]) -> Change | None:
+    cur = _current(s)
+    attrs: list[AttrChange] = []
+    for attr, new in want.items():
+        if not _same(attr, cur.get(attr), new):
+            attrs.append(AttrChange(attr, cur.get(attr), new))
+    kind = UPDATE
+    if s.status == LEFT:
+        kind = REENABLE
+        attrs.append(AttrChange("mimsAccountStatus", LEFT, ACTIVE))
+        if s.left_at:
+            attrs.append(AttrChange("mimsLeftAt", s.left_at, None))
+    changed = {a.attr for a in attrs}
+    if "mimsLevel" in changed:
+        if kind != REENABLE:
+            kind = PROMOTE
+        # Crossing into upper primary: card answers must be replaced by the student's own.
+        if (r.level in UPPER and s.level not in UPPER and s.qna_origin != "student"
+                and not s.qna_must_change):
+            attrs.append(AttrChange("mimsQnaMustChange", None, "TRUE"))
+    elif kind == UPDATE and changed & {"mimsSchoolCode", "mimsClass"}:
+        kind = MOVE
+    if not attrs:
+        return None
+    return Change(kind, s.uid, s.dn, r.school_code, attrs=tuple(attrs), line=r.line,
+                  name=_display(r), class_name=r.class_name, level=r.level, mail=r.email)
+
+
+def apply_to_state(plan: Plan, students: Mapping[str, DirStudent]) -> dict[str, DirStudent]:
+    """What the directory would hold after the plan: the planner's own model of apply, used by
+    the property tests (plan, apply, re-plan must give nothing to do)."""
+    from dataclasses import replace
+
+    out = dict(students)
+    for c in plan.changes:
+        key = c.uid.lower()
+        if c.kind == PURGE:
+            out.pop(key, None)
+            continue
+        if c.kind == REISSUE:
+            out[key] = replace(out[key], credential_pending=False)
+            continue
+        base = out.get(key) or DirStudent(uid=c.uid, dn=c.dn, school="", level="", status="")
+        values = {a.attr: a.new for a in c.attrs}
+        out[key] = replace(
+            base,
+            mail=values.get("mail", base.mail),
+            given_name=values.get("givenName", base.given_name),
+            family_name=values.get("sn", base.family_name),
+            cn=values.get("cn", base.cn),
+            school=values.get("mimsSchoolCode", base.school) or base.school,
+            level=values.get("mimsLevel", base.level) or base.level,
+            class_name=values.get("mimsClass", base.class_name),
+            form_teacher_dn=values.get("mimsFormTeacher", base.form_teacher_dn),
+            status=values.get("mimsAccountStatus", base.status) or base.status,
+            left_at=values.get("mimsLeftAt", base.left_at),
+            policy_dn=values.get("pwdPolicySubentry", base.policy_dn),
+            qna_must_change=(values.get("mimsQnaMustChange") == "TRUE") or base.qna_must_change,
+            credential_pending=False,
+        )
+    return out
+
+
+def iter_kinds(plan: Plan, kinds: Iterable[str]) -> list[Change]:
+    wanted = set(kinds)
+    return [c for c in plan.changes if c.kind in wanted]

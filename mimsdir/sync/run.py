@@ -1,0 +1,186 @@
+"""One sync run, start to finish: lock, read, plan, guard, apply, remember, report.
+
+Kept apart from the CLI so tests and other callers get a result value, not printed text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mimsdir.config import Config
+from mimsdir.connect import service_conn
+from mimsdir.directory.slapdconf import Dns
+from mimsdir.errors import ExitCode, RefusedError, UsageError
+from mimsdir.roster import Roster, read_roster
+from mimsdir.sync import guards, history
+from mimsdir.sync.apply import ApplyResult, apply_plan, operations
+from mimsdir.sync.model import Plan
+from mimsdir.sync.plan import plan_sync, scope_of
+from mimsdir.sync.runlock import run_lock
+from mimsdir.sync.state import fingerprint, read_state
+
+
+@dataclass
+class SyncOptions:
+    roster: Path | None = None
+    fmt: str = "native"
+    school: str | None = None
+    dry_run: bool = False
+    force: bool = False
+    purge: bool = False
+    max_disable: str | None = None
+    slips_dir: Path | None = None
+    plan_out: Path | None = None
+    apply_plan: Path | None = None
+
+
+@dataclass
+class SyncOutcome:
+    plan: Plan
+    exit_code: ExitCode
+    refused: list[str] = field(default_factory=list)
+    applied: ApplyResult | None = None
+    started: str = ""
+    finished: str = ""
+    forced: bool = False
+    dry_run: bool = False
+
+    def report(self) -> dict[str, Any]:
+        """The JSON report: counts, errors, guard reasons, slip files. Never a secret (the
+        plan holds none: passwords exist only between generation and the slip)."""
+        p = self.plan
+        data: dict[str, Any] = {
+            "started": self.started, "finished": self.finished, "exit_code": int(self.exit_code),
+            "roster": p.roster, "format": p.fmt, "delta": p.is_delta, "scope": list(p.scope),
+            "dry_run": self.dry_run, "forced": self.forced, "refused": self.refused,
+            "planned": p.counts(), "planned_by_school": p.counts_by_school(),
+            "rows_by_school": p.rows_by_school, "scope_active_before": p.scope_active,
+            "row_errors": p.row_errors, "warnings": p.warnings,
+            "protected_from_disable": p.protected,
+        }
+        if self.applied is not None:
+            a = self.applied
+            data.update({"applied": a.done, "write_failures": a.failures, "slips": a.slips,
+                         "credentials_issued": a.credentials_issued,
+                         "reconnects": a.reconnects})
+        return data
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _read(cfg: Config, opts: SyncOptions) -> Roster:
+    assert opts.roster is not None
+    return read_roster(opts.roster, opts.fmt, google_ou_pattern=cfg.sync.google_ou_pattern,
+                       allowed_domains=cfg.sync.allowed_email_domains or None)
+
+
+def make_plan(cfg: Config, opts: SyncOptions, roster: Roster) -> Plan:
+    dns = Dns(cfg.ldap.base_dn)
+    scope = scope_of(roster, opts.school)
+    with service_conn(cfg, "sync") as conn:
+        state = read_state(conn, dns, scope,
+                           roster_uids=[s.student_id for s in roster.students],
+                           roster_mails=[s.email for s in roster.students],
+                           teacher_mails=[s.form_teacher_email for s in roster.students
+                                          if s.form_teacher_email])
+    plan = plan_sync(roster, state, dns=dns, now=datetime.now(UTC), school=opts.school,
+                     retention_days=cfg.sync.retention_days, purge=opts.purge)
+    plan.roster = str(opts.roster)
+    plan.fingerprint = fingerprint(state)
+    plan.lookup_uids = sorted({s.student_id for s in roster.students})
+    plan.lookup_mails = sorted({s.email for s in roster.students})
+    plan.lookup_teachers = sorted({s.form_teacher_email for s in roster.students
+                                   if s.form_teacher_email})
+    return plan
+
+
+def _check_unchanged(cfg: Config, plan: Plan) -> None:
+    """--apply-plan: refuse if any entry the plan was computed from changed since."""
+    dns = Dns(cfg.ldap.base_dn)
+    with service_conn(cfg, "sync") as conn:
+        state = read_state(conn, dns, plan.scope, plan.lookup_uids, plan.lookup_mails,
+                           plan.lookup_teachers)
+    if fingerprint(state) != plan.fingerprint:
+        raise RefusedError("the directory changed since this plan was made; nothing was "
+                           "written. Make a new plan (mimsdir sync ROSTER --plan-out FILE)")
+
+
+def run(cfg: Config, opts: SyncOptions,
+        progress_factory: Callable[[int], Callable[[int], None]] | None = None) -> SyncOutcome:
+    started = _now()
+    slips_dir = opts.slips_dir or cfg.path(cfg.sync.slips_dir)
+    state_dir = cfg.path(cfg.sync.state_dir)
+    if opts.apply_plan is None and opts.roster is None:
+        raise UsageError("give a ROSTER file, or --apply-plan FILE")
+
+    def _plan() -> tuple[Plan, int, str]:
+        if opts.apply_plan is not None:
+            try:
+                data = json.loads(opts.apply_plan.read_text(encoding="utf-8"))
+                plan = Plan.from_json(data)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise UsageError(f"{opts.apply_plan}: not a readable plan ({exc})") from None
+            return plan, sum(plan.rows_by_school.values()), plan.roster
+        roster = _read(cfg, opts)
+        return make_plan(cfg, opts, roster), len(roster.students), str(opts.roster)
+
+    if opts.dry_run:
+        plan, rows, source = _plan()
+        refused = _guards(cfg, opts, plan, rows, state_dir, source)
+        _save_plan(plan, opts.plan_out)
+        code = ExitCode.REFUSED if refused and not opts.force else (
+            ExitCode.ROW_ERRORS if plan.row_errors else ExitCode.OK)
+        return SyncOutcome(plan, code, refused=refused, started=started, finished=_now(),
+                           forced=opts.force, dry_run=True)
+
+    with run_lock(state_dir):
+        plan, rows, source = _plan()
+        refused = _guards(cfg, opts, plan, rows, state_dir, source)
+        _save_plan(plan, opts.plan_out)
+        if refused and not opts.force:
+            return SyncOutcome(plan, ExitCode.REFUSED, refused=refused, started=started,
+                               finished=_now())
+        if opts.apply_plan is not None:
+            _check_unchanged(cfg, plan)
+        progress = progress_factory(operations(plan)) if progress_factory else None
+        applied = apply_plan(
+            plan, lambda: service_conn(cfg, "sync"), slips_dir=slips_dir,
+            window=cfg.sync.window, retries=cfg.sync.retries,
+            password_length=cfg.credentials.default_password_length, progress=progress,
+        )
+        history.record_success(state_dir, _source_key(source), plan.rows_by_school)
+    code = ExitCode.ROW_ERRORS if (plan.row_errors or applied.failures) else ExitCode.OK
+    return SyncOutcome(plan, code, refused=refused, applied=applied, started=started,
+                       finished=_now(), forced=opts.force and bool(refused))
+
+
+def _guards(cfg: Config, opts: SyncOptions, plan: Plan, rows: int, state_dir: Path,
+            source: str) -> list[str]:
+    return guards.check(
+        plan,
+        max_disable=opts.max_disable or cfg.sync.max_disable,
+        max_shrink=cfg.sync.max_shrink,
+        last=history.last_run(state_dir, _source_key(source)),
+        school=opts.school,
+        student_rows=rows,
+    )
+
+
+def _save_plan(plan: Plan, path: Path | None) -> None:
+    if path is None:
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(plan.to_json(), indent=1, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _source_key(source: str) -> str:
+    """The roster's absolute path: the same cron job's file, whatever the cwd."""
+    return str(Path(source).resolve()) if source else ""
