@@ -16,9 +16,11 @@ import ldap
 import ldap.filter
 from ldap.controls import DecodeControlTuples, SimplePagedResultsControl
 from ldap.controls.ppolicy import PasswordPolicyControl
+from ldap.controls.simple import RelaxRulesControl
 
 from mimsdir.errors import (
     AccessDenied,
+    ConfigError,
     DirectoryError,
     DirectoryUnavailable,
     MimsError,
@@ -27,6 +29,7 @@ from mimsdir.errors import (
 )
 
 Attrs = dict[str, list[bytes]]
+RELAX_ATTRS = frozenset({"pwdfailuretime"})
 Entry = tuple[str, Attrs]
 
 # ppolicy error codes (draft-behera-ldap-password-policy, python-ldap's PasswordPolicyControl)
@@ -109,6 +112,10 @@ def translate(exc: ldap.LDAPError, doing: str) -> MimsError:
         err = PolicyViolation(f"{doing}: {PPOLICY_REASONS.get(pp.error, str(detail))}")
         err.ppolicy_error = pp.error  # type: ignore[attr-defined]
         return err
+    if isinstance(exc, ldap.INVALID_CREDENTIALS):
+        # Our own identity (a service or admin password file) is wrong: a configuration
+        # problem, not a directory failure.
+        return ConfigError(f"{doing}: invalid credentials (check the password file)")
     if isinstance(exc, ldap.INSUFFICIENT_ACCESS):
         return AccessDenied(f"{doing}: refused by the directory's access control")
     if isinstance(exc, ldap.STRONG_AUTH_REQUIRED) or (
@@ -239,8 +246,14 @@ class Conn:
             self.lo.add_s(dn, list(attrs.items()))
 
     def modify(self, dn: str, modlist: list[tuple[int, str, Any]], doing: str) -> None:
+        """Modify; a change to ppolicy's ``pwdFailureTime`` (NO-USER-MODIFICATION in slapd
+        2.5) goes with the Relax Rules control, which slapd honours for holders of
+        ``manage`` on it (resetters, see schema/acl.in): an unlock must clear the failures,
+        or the next wrong password locks the student again."""
+        ctrls = [RelaxRulesControl()] if any(m[1].lower() in RELAX_ATTRS for m in modlist) \
+            else None
         with attempting(doing):
-            self.lo.modify_s(dn, modlist)
+            self.lo.modify_ext_s(dn, modlist, serverctrls=ctrls)
 
     def delete(self, dn: str, doing: str) -> None:
         with attempting(doing):

@@ -139,3 +139,20 @@ def test_anonymous_can_bind_only(slapd, dns):
         res = c.search(dns.base, ldap.SCOPE_SUBTREE, "(objectClass=*)", ["dn"], "anon search")
         assert res == []
         raise AccessDenied("no error but no result")
+
+
+def test_unlock_clears_failures_so_one_typo_does_not_relock(slapd, make, root):
+    """Unlocking must clear pwdFailureTime (NO-USER-MODIFICATION: Relax Rules + manage)."""
+    admin = make.admin()
+    teacher = make.teacher("4A")
+    s = make.student(level="P4", password="Right-pass-1", teacher=teacher)
+    for who in (admin, teacher):
+        for _ in range(3):
+            bind(slapd, s.dn, "nope-nope")
+        assert bind(slapd, s.dn, "Right-pass-1")[1].locked
+        with conn_as(slapd, who.dn, who.password) as c:
+            c.modify(s.dn, [(ldap.MOD_REPLACE, "pwdAccountLockedTime", []),
+                            (ldap.MOD_REPLACE, "pwdFailureTime", [])], "unlocking")
+        assert "pwdFailureTime" not in root.get(s.dn, ["pwdFailureTime"], "failures")
+        bind(slapd, s.dn, "one-typo")
+        assert bind(slapd, s.dn, "Right-pass-1")[1].ok
