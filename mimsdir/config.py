@@ -207,6 +207,42 @@ class CredentialsConfig:
 
 
 @dataclass(frozen=True)
+class PortalConfig:
+    """The SSPR portal (`mimsdir sspr serve`)."""
+
+    listen: str = "127.0.0.1:8080"
+    threads: int = 8
+    # Signs the session cookie; generated once into <secrets_dir>/portal.key when unset.
+    # Several portal instances behind one address must share the same file.
+    secret_key_file: str | None = None
+    # Mark the session cookie Secure: set true whenever the portal is served over TLS.
+    secure_cookies: bool = False
+    # Proxies in front of the portal whose X-Forwarded-For to trust (0: none).
+    trusted_proxies: int = 0
+    idle_timeout_minutes: int = 15
+    # SSPR back-off after each wrong set of answers: 1st, 2nd, 3rd, 4th and later failures.
+    backoff_minutes: tuple[int, ...] = (1, 5, 15, 60)
+    # Per client address, on sign-in and reset form posts. A class of 40 behind one school
+    # NAT signing in at once, with typos, stays far below; a guessing script does not.
+    address_limit: str = "120 per minute; 1200 per hour"
+    # Where Flask-Limiter keeps its counters: memory:// per instance, or a shared
+    # redis:// / memcached:// URI for several instances.
+    rate_limit_storage: str = "memory://"
+    languages: tuple[str, ...] = ("en", "zh", "ms", "ta")
+
+    def validate(self, path: str) -> None:
+        host, _, port = self.listen.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"{path}.listen: expected host:port, got {self.listen!r}")
+        if self.threads < 1 or self.idle_timeout_minutes < 1:
+            raise ConfigError(f"{path}: threads and idle_timeout_minutes at least 1")
+        if not self.backoff_minutes or any(m < 0 for m in self.backoff_minutes):
+            raise ConfigError(f"{path}.backoff_minutes: a list of minutes, none negative")
+        if "en" not in self.languages:
+            raise ConfigError(f"{path}.languages: must include en")
+
+
+@dataclass(frozen=True)
 class CliConfig:
     # The CLI's own record of which operator (OS user) ran which command (JSON lines).
     operator_log: str = "var/operator-log.jsonl"
@@ -237,6 +273,7 @@ class Config:
     qna: QnaConfig = field(default_factory=QnaConfig)
     credentials: CredentialsConfig = field(default_factory=CredentialsConfig)
     cli: CliConfig = field(default_factory=CliConfig)
+    portal: PortalConfig = field(default_factory=PortalConfig)
     # The folder the config file lives in: relative paths in it are relative to this.
     base_path: str = "."
 

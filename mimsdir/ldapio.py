@@ -14,9 +14,13 @@ from typing import Any
 
 import ldap
 import ldap.filter
-from ldap.controls import DecodeControlTuples, SimplePagedResultsControl
+from ldap.controls import (
+    DecodeControlTuples,
+    RequestControlTuples,
+    SimplePagedResultsControl,
+)
 from ldap.controls.ppolicy import PasswordPolicyControl
-from ldap.controls.simple import RelaxRulesControl
+from ldap.controls.simple import ProxyAuthzControl, RelaxRulesControl
 
 from mimsdir.errors import (
     AccessDenied,
@@ -153,6 +157,14 @@ class Conn:
             lo.set_option(ldap.OPT_TIMEOUT, timeout)
         self.lo: Any = lo
         self.bound_dn: str | None = None
+        # Set by ``act_as``: every operation then carries RFC 4370 proxied authorization and
+        # slapd applies its ACLs to that identity, not to ours.
+        self._proxy: list[Any] = []
+
+    def act_as(self, dn: str | None) -> None:
+        """Perform the following operations as ``dn`` (proxied authorization), or as
+        ourselves again with None. slapd allows it only where our entry's authzTo says so."""
+        self._proxy = [ProxyAuthzControl(True, f"dn:{dn}".encode())] if dn else []
 
     # -- binding --------------------------------------------------------------------------
     def bind(self, dn: str, password: str, doing: str | None = None) -> None:
@@ -206,13 +218,15 @@ class Conn:
 
     def whoami(self) -> str:
         with attempting("asking the directory who we are"):
-            return self.lo.whoami_s()
+            # python-ldap's whoami_s hands controls to C unconverted: convert them here.
+            return self.lo.whoami_s(RequestControlTuples(self._proxy) if self._proxy else None)
 
     # -- reading --------------------------------------------------------------------------
     def search(self, base: str, scope: int, filterstr: str, attrs: Sequence[str] | None,
                doing: str) -> list[Entry]:
         with attempting(doing):
-            res = self.lo.search_s(base, scope, filterstr, list(attrs) if attrs else None)
+            res = self.lo.search_ext_s(base, scope, filterstr, list(attrs) if attrs else None,
+                                       serverctrls=self._proxy or None)
         return [(dn, a) for dn, a in res if dn]
 
     def search_paged(self, base: str, scope: int, filterstr: str, attrs: Sequence[str] | None,
@@ -222,7 +236,8 @@ class Conn:
         while True:
             with attempting(doing):
                 msgid = self.lo.search_ext(base, scope, filterstr,
-                                           list(attrs) if attrs else None, serverctrls=[ctrl])
+                                           list(attrs) if attrs else None,
+                                           serverctrls=[ctrl, *self._proxy])
                 _, rdata, _, sctrls = self.lo.result3(msgid)
             for dn, a in rdata:
                 if dn:
@@ -243,7 +258,7 @@ class Conn:
     # -- writing --------------------------------------------------------------------------
     def add(self, dn: str, attrs: Attrs, doing: str) -> None:
         with attempting(doing):
-            self.lo.add_s(dn, list(attrs.items()))
+            self.lo.add_ext_s(dn, list(attrs.items()), serverctrls=self._proxy or None)
 
     def modify(self, dn: str, modlist: list[tuple[int, str, Any]], doing: str) -> None:
         """Modify; a change to ppolicy's ``pwdFailureTime`` (NO-USER-MODIFICATION in slapd
@@ -251,19 +266,19 @@ class Conn:
         ``manage`` on it (resetters, see schema/acl.in): an unlock must clear the failures,
         or the next wrong password locks the student again."""
         ctrls = [RelaxRulesControl()] if any(m[1].lower() in RELAX_ATTRS for m in modlist) \
-            else None
+            else []
         with attempting(doing):
-            self.lo.modify_ext_s(dn, modlist, serverctrls=ctrls)
+            self.lo.modify_ext_s(dn, modlist, serverctrls=[*ctrls, *self._proxy] or None)
 
     def delete(self, dn: str, doing: str) -> None:
         with attempting(doing):
-            self.lo.delete_s(dn)
+            self.lo.delete_ext_s(dn, serverctrls=self._proxy or None)
 
     def set_password(self, dn: str, new: str, old: str | None = None,
                      doing: str = "setting a password") -> None:
         """RFC 3062 Password Modify: slapd hashes it (argon2) and applies ppolicy."""
         with attempting(doing):
-            self.lo.passwd_s(dn, old, new, serverctrls=[PasswordPolicyControl()])
+            self.lo.passwd_s(dn, old, new, serverctrls=[PasswordPolicyControl(), *self._proxy])
 
     def close(self) -> None:
         """Idempotent: python-ldap raises AttributeError on a second unbind."""

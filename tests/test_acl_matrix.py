@@ -198,3 +198,23 @@ def test_teacher_reset_other_class_refused_by_directory(slapd, world: World):  #
                                                               "pwdAccountLockedTime", [])], "w"))
     with conn_as(slapd, world.teacher.dn, world.teacher.password) as c:
         assert _write(lambda: c.set_password(world.target.dn, "My-class-reset-1"))
+
+
+def test_portal_acts_as_a_teacher_with_the_teachers_rights(slapd, world: World):  # type: ignore[no-untyped-def]
+    """The portal's service account writes for a signed-in teacher with proxied
+    authorization: slapd checks the teacher's ACLs, and refuses other classes."""
+    with service_conn(slapd, "sspr") as c:
+        c.act_as(world.teacher.dn)
+        assert c.whoami().lower() == f"dn:{world.teacher.dn}".lower()
+        assert _write(lambda: c.set_password(world.target.dn, "Teacher-reset-42"))
+        c.act_as(world.other_teacher.dn)
+        assert not _write(lambda: c.set_password(world.target.dn, "Not-my-class-42"))
+        # Never a student, an admin, or another service.
+        for dn in (world.other_student.dn, world.dns.service("sync")):
+            c.act_as(dn)
+            with pytest.raises(MimsError):
+                c.whoami()
+    with service_conn(slapd, "sync") as c:
+        c.act_as(world.teacher.dn)
+        with pytest.raises(MimsError):
+            c.whoami()

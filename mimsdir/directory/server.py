@@ -19,7 +19,14 @@ from pathlib import Path
 import ldap
 
 from mimsdir.config import Config
-from mimsdir.directory.slapdconf import SERVICES, Dns, policies, render_config, render_tree
+from mimsdir.directory.slapdconf import (
+    SERVICES,
+    Dns,
+    policies,
+    render_config,
+    render_tree,
+    service_authz,
+)
 from mimsdir.errors import DirectoryError, DirectoryUnavailable
 from mimsdir.ldapio import Conn
 
@@ -210,6 +217,14 @@ def ensure_policies(cfg: Config) -> list[str]:
             if mods:
                 c.modify(dn, mods, f"updating the {name} policy")
                 changed.append(name)
+        for name, want in service_authz(dns).items():
+            dn = dns.service(name)
+            have = c.get(dn, ["authzTo"], f"reading the {name} service's authzTo") or {}
+            current = sorted(v.decode() for vs in have.values() for v in vs)
+            if current != sorted(want):
+                c.modify(dn, [(ldap.MOD_REPLACE, "authzTo", [v.encode() for v in want])],
+                         f"updating the {name} service's authzTo")
+                changed.append(f"{name}-authz")
     return changed
 
 

@@ -65,6 +65,13 @@ class Dns:
         return f"uid={escape_dn_chars(uid)},{self.students}"
 
 
+def service_authz(dns: Dns) -> dict[str, list[str]]:
+    """Whom each service may act as (``authzTo``, with ``olcAuthzPolicy: to``): the portal
+    acts as a signed-in teacher, so slapd checks a teacher's writes against the teacher's
+    ACLs. No service may act as a student, an admin group or another service."""
+    return {"sspr": [f"dn.children:{dns.staff}"]}
+
+
 def policy_for_level(level: str) -> str:
     """P1-P3 share the lower-primary policy, P4-P6 the upper-primary one."""
     return "lower-primary" if level.upper() in ("P1", "P2", "P3") else "upper-primary"
@@ -200,15 +207,15 @@ def render_tree(cfg: Config, service_passwords: dict[str, str]) -> str:
     for name, attrs in policies(cfg).items():
         entries.append(_ldif(dns.policy(name), attrs))
     for name in SERVICES:
-        entries.append(
-            "\n".join([
-                f"dn: {dns.service(name)}",
-                "objectClass: applicationProcess",
-                "objectClass: simpleSecurityObject",
-                f"cn: {name}",
-                f"userPassword: {service_passwords[name]}",
-                f"pwdPolicySubentry: {dns.policy('services')}",
-            ])
-        )
+        lines = [
+            f"dn: {dns.service(name)}",
+            "objectClass: applicationProcess",
+            "objectClass: simpleSecurityObject",
+            f"cn: {name}",
+            f"userPassword: {service_passwords[name]}",
+            f"pwdPolicySubentry: {dns.policy('services')}",
+        ]
+        lines += [f"authzTo: {v}" for v in service_authz(dns).get(name, [])]
+        entries.append("\n".join(lines))
     return "\n\n".join(entries) + "\n"
 
