@@ -1,0 +1,31 @@
+"""The MIMS portal: sign in, forced password change, challenge questions, self-service
+password reset, and a teacher view. A thin Flask app over the directory.
+
+``create_app(cfg)`` builds it (one blueprint per flow); ``mimsdir sspr serve`` runs it under
+waitress. Every write goes to slapd, which enforces the password policy and the ACLs.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from mimsdir.config import Config
+
+
+def create_app(cfg: Config, *, testing: bool = False) -> Flask:
+    from mimsdir.portal import i18n, metrics, security
+    from mimsdir.portal.views import account, auth, forgot, ops, teacher
+
+    app = Flask(__name__)
+    app.config["MIMS"] = cfg
+    app.config["TESTING"] = testing
+    security.init(app, cfg)
+    i18n.init(app, cfg)
+    metrics.init(app)
+    for bp in (auth.bp, account.bp, forgot.bp, teacher.bp, ops.bp):
+        app.register_blueprint(bp)
+    from mimsdir.portal.views.notices import notice_message
+
+    app.add_template_global(notice_message)
+    security.limit_posts(app, cfg)
+    return app

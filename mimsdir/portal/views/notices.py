@@ -1,0 +1,20 @@
+"""Short messages shown once after a redirect, by code (the code travels in the session,
+the words are chosen in the reader's language)."""
+
+from __future__ import annotations
+
+from flask_babel import gettext as _
+
+
+def notice_message(code: str | None) -> str | None:
+    messages = {
+        "timeout": _("You were signed out because you were away for a while. Please sign in "
+                     "again."),
+        "signed_out": _("You are signed out. See you next time!"),
+        "password_changed": _("Your password is changed. Remember it and keep it secret."),
+        "questions_saved": _("Your questions and answers are saved."),
+        "unlocked": _("Unlocked. The student can sign in again."),
+        "not_yours": _("That student is not in your class."),
+        "refused": _("The directory did not allow this change."),
+    }
+    return messages.get(code or "")
