@@ -28,7 +28,8 @@ schema: install ## regenerate schema/mims.schema and schema/mims.ldif from mimsd
 fixtures: install ## regenerate ldap-fixtures/ from scripts/make_demo_fixtures.py
 	@$(PY) scripts/make_demo_fixtures.py
 
-down: ## stop the demo directory
+down: ## stop the demo portal and directory
+	@bash scripts/portal.sh stop $(CONFIG)
 	@$(VENV)/bin/mimsdir --config $(CONFIG) directory down
 
 clean: down ## stop the demo and delete its state (var/)

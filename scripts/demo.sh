@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: the embedded directory with the demo school, and how to sign in. Idempotent.
+# `make demo`: the embedded directory with the demo school, a sync of its roster, the portal
+# running on localhost, and how to sign in. Idempotent: run it again to get the same state.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG=${CONFIG:-config.yaml}
@@ -7,7 +8,8 @@ M=".venv/bin/mimsdir --config $CONFIG"
 $M directory up
 $M directory load ldap-fixtures/demo-school.ldif
 # The nightly job, once: the demo roster matches the loaded school, so it plans no change.
-$M sync ldap-fixtures/demo-school.csv --report var/demo-sync.json
+$M sync ldap-fixtures/demo-school.csv --report "${VAR:-var}/demo-sync.json"
 .venv/bin/python scripts/demo_accounts.py "$CONFIG"
+bash scripts/portal.sh start "$CONFIG"
 echo
-echo "Directory status: $M directory status     Stop it: make down"
+echo "Directory status: $M directory status     Stop everything: make down"

@@ -7,8 +7,8 @@ Demo only: each password is generated once into the state dir's secrets (mode 06
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
+import json
 import secrets
 import shlex
 import sys
@@ -16,13 +16,16 @@ from pathlib import Path
 
 import ldap
 
-from mimsdir.config import load_config
-from mimsdir.directory.server import root_conn
+from mimsdir.challenge import encode_challenge
+from mimsdir.config import Config, load_config
+from mimsdir.connect import root_conn
 from mimsdir.directory.slapdconf import Dns
-from mimsdir.errors import MimsError
-from mimsdir.ldapio import first
+from mimsdir.ldapio import Conn, first
+from mimsdir.staff.cards import catalogue, hasher_for
+from mimsdir.wordlist import generate_card_answer
 
 ROOT = Path(__file__).resolve().parent.parent
+LOCKED_4A_STUDENT = "S2984958B"  # Kai Wen Goh, 4A, in ldap-fixtures/demo-school.csv
 
 
 def _fixtures():  # type: ignore[no-untyped-def]
@@ -46,30 +49,72 @@ def _demo_password(secrets_dir: Path, who: str) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+def _demo_card(secrets_dir: Path, who: str, qids: list[str]) -> dict[str, str]:
+    """Card answers for a demo student, generated once (demo only: real cards are printed)."""
+    path = secrets_dir / f"demo-card-{who}.json"
+    if not path.exists():
+        answers = {q: generate_card_answer() for q in qids}
+        path.write_text(json.dumps(answers), encoding="utf-8")
+        path.chmod(0o600)
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _give_card(root: Conn, cfg: Config, dn: str, answers: dict[str, str],
+               must_change: bool) -> None:
+    h = hasher_for(cfg)
+    values = [encode_challenge(q, h.hash(a)).encode() for q, a in answers.items()]
+    root.modify(dn, [(ldap.MOD_REPLACE, "mimsChallenge", values),
+                     (ldap.MOD_REPLACE, "mimsChallengeOrigin", [b"card"]),
+                     (ldap.MOD_REPLACE, "mimsQnaMustChange", [b"TRUE"] if must_change else [])],
+                "giving a demo student card answers")
+
+
+def _lock(cfg: Config, dn: str) -> None:
+    """Lock the demo's locked student the way a classmate would: wrong passwords."""
+    for _ in range(cfg.policies.upper_primary.max_failures + 1):
+        with Conn(cfg.ldap.uri) as c:
+            c.bind_ppolicy(dn, "not-the-password")
+
+
 def main() -> int:
     cfg = load_config(sys.argv[1] if len(sys.argv) > 1 else None)
     fx = _fixtures()
     dns = Dns(cfg.ldap.base_dn)
     people = {
-        "student": (dns.student(fx.DEMO_P2_STUDENT), "a P2 student"),
-        "p4-student": (dns.student(fx.DEMO_P4_STUDENT), "a P4 student"),
+        "student": (dns.student(fx.DEMO_P2_STUDENT), "a P2 student (card)"),
+        "p4-student": (dns.student(fx.DEMO_P4_STUDENT), "a P4 student (old card)"),
+        # In 4A, so the demo's form teacher can unlock them.
+        "locked-student": (dns.student(LOCKED_4A_STUDENT), "a locked student (4A)"),
         "teacher": (f"uid={fx.DEMO_TEACHER},{dns.staff}", "the form teacher of 4A"),
         "ict-admin": (f"uid={fx.DEMO_ICT_ADMIN},{dns.staff}", "the ICT admin"),
     }
+    qids = [q.id for q in catalogue(cfg)][: cfg.qna.register_count]
+    cards = {}
     lines = []
     with root_conn(cfg) as root:
         for who, (dn, label) in people.items():
             pw = _demo_password(cfg.secrets_dir, who)
             root.set_password(dn, pw, doing=f"setting the demo password of {label}")
-            # A demo account starts settled, not "must change after reset".
-            with contextlib.suppress(MimsError):
-                root.modify(dn, [(ldap.MOD_DELETE, "pwdReset", None)], "clearing pwdReset")
+            # A demo account starts settled: not "must change after reset", not locked.
+            root.modify(dn, [(ldap.MOD_REPLACE, "pwdReset", []),
+                             (ldap.MOD_REPLACE, "pwdAccountLockedTime", []),
+                             (ldap.MOD_REPLACE, "pwdFailureTime", [])], "settling")
+            if who in ("student", "p4-student"):
+                cards[who] = _demo_card(cfg.secrets_dir, who, qids)
+                _give_card(root, cfg, dn, cards[who], must_change=who == "p4-student")
             mail = first(root.get(dn, ["mail"], "reading the demo login ID") or {}, "mail")
-            lines.append((label, mail, pw, dn))
+            lines.append((who, label, mail, pw, dn))
+    _lock(cfg, people["locked-student"][0])
     print("\nDemo accounts (login ID = email):")
-    for label, mail, pw, _dn in lines:
-        print(f"  {label:24} {mail:45} password: {pw}")
-    label, mail, pw, dn = lines[0]
+    for _who, label, mail, pw, _dn in lines:
+        print(f"  {label:26} {mail:42} password: {pw}")
+    texts = {q.id: q.text for q in catalogue(cfg)}
+    print("\nThe P2 student's card (for 'Forgot your password?'):")
+    for q, a in cards["student"].items():
+        print(f"  {texts[q]:58} {a}")
+    print("The P4 student still has card answers: the portal makes them set their own.")
+    print("The locked student typed a wrong password too often: the 4A teacher can unlock.")
+    _who, label, mail, pw, dn = lines[0]
     print("\nSign in as the P2 student with ldap-utils, as an SSOE device would bind:")
     print(f"  ldapwhoami -x -H {cfg.ldap.uri} -D {shlex.quote(dn)} -w {shlex.quote(pw)}")
     return 0

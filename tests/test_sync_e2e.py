@@ -317,3 +317,10 @@ def test_cron_wrapper_logs_and_keeps_the_exit_code(slapd, school, tmp_path):  # 
     res = subprocess.run([str(root / "scripts" / "mimsdir-sync-cron.sh")], env=env,
                          capture_output=True, text=True, check=False)
     assert res.returncode == 3 and "REFUSED" in res.stdout
+
+
+def test_unwritable_report_is_one_line_not_a_traceback(slapd, school, tmp_path):  # type: ignore[no-untyped-def]
+    roster = write_roster(tmp_path / "r.csv", school_rows(school, 1))
+    r = run_sync(slapd, roster, "--report", "/proc/not-here/report.json", tmp=tmp_path)
+    assert r.code == 2
+    assert "Traceback" not in r.result.output and "/proc/not-here" in r.result.output

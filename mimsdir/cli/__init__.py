@@ -23,6 +23,12 @@ class MimsGroup(click.Group):
         except MimsError as exc:
             click.echo(f"mimsdir: {exc}", err=True)
             sys.exit(int(exc.exit_code))
+        except OSError as exc:
+            # A file that cannot be read or written (a report path, a slips folder): one
+            # line naming it, not a traceback.
+            where = f": {exc.filename}" if exc.filename else ""
+            click.echo(f"mimsdir: {exc.strerror or exc}{where}", err=True)
+            sys.exit(int(ExitCode.USAGE))
 
 
 @click.group(cls=MimsGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -67,6 +67,7 @@ def sync(ctx: Ctx, roster: Path | None, fmt: str, school: str | None, dry_run: b
     outcome = run(ctx.cfg, opts, progress_factory=_progress_bar if sys.stderr.isatty() else None)
     click.echo(summary(outcome), err=True)
     if report_path is not None:
+        report_path.parent.mkdir(parents=True, exist_ok=True)
         report_path.write_text(json.dumps(outcome.report(), indent=1, ensure_ascii=False) + "\n",
                                encoding="utf-8")
     sys.exit(int(outcome.exit_code))
