@@ -4,12 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# slapd + client tools + headers for python-ldap; fonts for the PDF cards (Latin, Tamil, Chinese).
+# slapd + client tools + headers for python-ldap; fonts for the PDF cards (Latin, Tamil,
+# Chinese); chromium for the portal's browser tests (Playwright drives /usr/bin/chromium: it
+# never downloads a browser); curl for the demo's health check.
 APT_PACKAGES=(slapd ldap-utils libldap2-dev libsasl2-dev
-              fonts-noto-core fonts-noto-mono fonts-droid-fallback)
-if [ "${MIMS_WITH_BROWSER:-0}" = "1" ]; then
-  APT_PACKAGES+=(chromium poppler-utils)
-fi
+              fonts-noto-core fonts-noto-mono fonts-droid-fallback chromium curl)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
