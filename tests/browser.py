@@ -1,11 +1,10 @@
 """Real-browser test harness for the portal: Debian's chromium driven by Playwright, axe-core.
 
-Import the fixtures into a test module (plain fixtures, no conftest or plugin). Their module-level
-names are fixture_browser and fixture_page while the fixtures are named `browser` and `page`, so a
-test's `page` argument shadows no imported name (ruff F811):
+The fixtures `browser` (session) and `page` are registered once, in tests/conftest.py (a
+session-scoped Playwright imported into two modules would start twice and collide); their
+module-level names are fixture_browser and fixture_page. Test modules import the helpers:
 
-    from tests.browser import (assert_accessible, fixture_browser, fixture_page,  # noqa: F401
-                               new_page, screenshot, serve_wsgi)
+    from tests.browser import assert_accessible, new_page, screenshot, serve_wsgi
 
     @pytest.fixture(scope="module")
     def base_url():

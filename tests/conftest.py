@@ -25,6 +25,10 @@ from mimsdir.directory.slapdconf import Dns, policy_for_level
 from mimsdir.errors import MimsError
 from mimsdir.ldapio import Conn
 
+# The browser fixtures (`browser`, `page`) are registered once, here: a session-scoped
+# Playwright imported into two modules would start twice and collide.
+from tests.browser import fixture_browser, fixture_page  # noqa: F401
+
 
 def free_port() -> int:
     with socket.socket() as s:

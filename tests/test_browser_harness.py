@@ -20,8 +20,6 @@ from tests.browser import (
     axe_check,
     axe_version,
     console_errors,
-    fixture_browser,  # noqa: F401 (the `browser` fixture)
-    fixture_page,  # noqa: F401 (the `page` fixture)
     new_page,
     screenshot,
     screenshot_path,

@@ -15,8 +15,6 @@ from tests.browser import (
     TABLET_PORTRAIT,
     assert_accessible,
     console_errors,
-    fixture_browser,  # noqa: F401 (the `browser` fixture)
-    fixture_page,  # noqa: F401 (the `page` fixture)
     new_page,
     screenshot,
     serve_wsgi,
