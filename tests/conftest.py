@@ -118,13 +118,15 @@ class Factory:
     def _tag(self) -> str:
         return f"{os.getpid()}x{next(_counter)}"
 
-    def teacher(self, class_name: str = "4A", password: str = "Teacher-pass-1") -> Person:
+    def teacher(self, class_name: str = "4A", password: str = "Teacher-pass-1",
+                name: str | None = None) -> Person:
         uid = f"TCH{self._tag()}"
         dn = f"uid={uid},{self.dns.staff}"
         mail = f"{uid.lower()}@staff.test.sg"
         self.root.add(dn, {
             "objectClass": [b"inetOrgPerson", b"mimsStaff"], "uid": [uid.encode()],
-            "cn": [f"Teacher {uid}".encode()], "sn": [b"Teacher"], "mail": [mail.encode()],
+            "cn": [(name or f"Teacher {uid}").encode()], "sn": [b"Teacher"],
+            "mail": [mail.encode()],
             "mimsSchoolCode": [self.school.encode()], "mimsClass": [class_name.encode()],
             "pwdPolicySubentry": [self.dns.policy("staff").encode()],
         }, "adding a test teacher")

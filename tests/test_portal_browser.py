@@ -35,6 +35,12 @@ def base_url(slapd):  # type: ignore[no-untyped-def]
         yield url
 
 
+def named(full: str, given: str) -> dict[str, list[bytes]]:
+    """Real-looking names, so the screenshots in docs/img read like a school's pages."""
+    return {"cn": [full.encode()], "givenName": [given.encode()],
+            "sn": [full.removeprefix(given).strip().encode() or given.encode()]}
+
+
 def check(page: Page, name: str) -> None:
     """Accessible, no console error (a CSP refusal shows there), and a picture."""
     assert_accessible(page, name)
@@ -104,7 +110,7 @@ def test_forgot_password_then_device_sign_in(page: Page, slapd, make, root, base
 
 
 def test_ict_reset_then_forced_change(page: Page, slapd, make, root, base_url) -> None:  # type: ignore[no-untyped-def]
-    s = make.student(level="P3")
+    s = make.student(level="P3", **named("Wei Ling Tan", "Wei Ling"))
     root.set_password(s.dn, "Mango4821")  # the ICT reset (`mimsdir student reset-password`)
     sign_in(page, base_url, s.mail, "Mango4821")
     expect(page.get_by_role("heading", name="Choose your own password")).to_be_visible()
@@ -125,7 +131,7 @@ def test_ict_reset_then_forced_change(page: Page, slapd, make, root, base_url) -
 
 
 def test_p4_replaces_card_answers(page: Page, slapd, make, root, base_url) -> None:  # type: ignore[no-untyped-def]
-    s = make.student(level="P4", mimsQnaMustChange=[b"TRUE"])
+    s = make.student(level="P4", mimsQnaMustChange=[b"TRUE"], **named("Jun Jie Tan", "Jun Jie"))
     give_answers(root, s.dn, origin="card")
     sign_in(page, base_url, s.mail, s.password)
     expect(page.get_by_role("heading", name="Set your own questions")).to_be_visible()
@@ -142,8 +148,12 @@ def test_p4_replaces_card_answers(page: Page, slapd, make, root, base_url) -> No
 
 
 def test_back_off_then_teacher_clears_it(page: Page, browser, slapd, make, root, base_url) -> None:  # type: ignore[no-untyped-def]
-    teacher = make.teacher("5B")
-    s = make.student(level="P5", class_name="5B", teacher=teacher)
+    teacher = make.teacher("5B", name="Mrs Siti Rahimah")
+    s = make.student(level="P5", class_name="5B", teacher=teacher,
+                     **named("Muhammad Irfan bin Ismail", "Muhammad Irfan"))
+    make.student(level="P5", class_name="5B", teacher=teacher, **named("Chloé Pereira", "Chloé"))
+    make.student(level="P5", class_name="5B", teacher=teacher,
+                 **named("Arjun s/o Krishnan", "Arjun"))
     give_answers(root, s.dn)
     page.goto(base_url + "/forgot")
     page.get_by_label("Login ID (your school email)").fill(s.mail)
@@ -158,8 +168,12 @@ def test_back_off_then_teacher_clears_it(page: Page, browser, slapd, make, root,
         sign_in(t, base_url, teacher.mail, teacher.password)
         expect(t.get_by_role("heading", name="My class")).to_be_visible()
         expect(t.get_by_text("Too many wrong answers")).to_be_visible()
+        row = t.get_by_role("row", name=re.compile("Muhammad Irfan"))
+        expect(row.get_by_text("Questions not set")).to_have_count(0)  # he has answers
+        expect(t.get_by_role("row", name=re.compile("Chloé")).get_by_text(
+            "Questions not set")).to_be_visible()
         check(t, "teacher")
-        t.get_by_role("button", name=f"Unlock Student {s.uid}").click()
+        t.get_by_role("button", name="Unlock Muhammad Irfan bin Ismail").click()
         expect(t.get_by_role("status")).to_contain_text("Unlocked")
 
     page.goto(base_url + "/forgot/questions")
@@ -170,14 +184,15 @@ def test_back_off_then_teacher_clears_it(page: Page, browser, slapd, make, root,
 
 def test_teacher_resets_own_student_and_is_refused_another(page: Page, slapd, make, root,  # type: ignore[no-untyped-def]
                                                           base_url) -> None:
-    teacher = make.teacher("4C")
+    teacher = make.teacher("4C", name="Mr Jason Lim")
     other = make.teacher("4D")
-    mine = make.student(level="P4", class_name="4C", teacher=teacher)
+    mine = make.student(level="P4", class_name="4C", teacher=teacher,
+                        **named("Priya d/o Ramasamy", "Priya"))
     theirs = make.student(level="P4", class_name="4D", teacher=other)
     sign_in(page, base_url, teacher.mail, teacher.password)
     expect(page.get_by_text(mine.mail)).to_be_visible()
     expect(page.get_by_text(theirs.mail)).to_have_count(0)
-    page.get_by_role("button", name=f"Reset the password of Student {mine.uid}").click()
+    page.get_by_role("button", name="Reset the password of Priya d/o Ramasamy").click()
     expect(page.get_by_role("heading", name=re.compile("New password for"))).to_be_visible()
     expect(page.get_by_role("button", name="Print the slip")).to_be_visible()
     check(page, "teacher-reset")
@@ -189,7 +204,7 @@ def test_teacher_resets_own_student_and_is_refused_another(page: Page, slapd, ma
     before = root.get(theirs.dn, ["userPassword"], "hash")
     page.locator("form[action$='/teacher/reset'] input[name=uid]").first.evaluate(
         f"el => el.value = '{theirs.uid}'")
-    page.get_by_role("button", name=f"Reset the password of Student {mine.uid}").click()
+    page.get_by_role("button", name="Reset the password of Priya d/o Ramasamy").click()
     expect(page.get_by_role("status")).to_contain_text("not in your class")
     assert root.get(theirs.dn, ["userPassword"], "hash") == before
 

@@ -31,7 +31,10 @@ def _rows(records: list[StudentRecord]) -> list[dict[str, object]]:
             "locked": r.locked_now(at, lockouts.seconds(r.policy_dn)),
             "backoff": r.sspr_locked_now(at),
             "must_change": r.must_change,
-            "no_questions": r.qna_pending or not r.challenge_qids,
+            # A teacher may not read mimsChallenge (the hashes); the origin says whether
+            # there are answers, and whose.
+            "no_questions": r.qna_must_change or not r.challenge_origin
+            or (r.upper_primary and r.challenge_origin == "card"),
         })
     return rows
 
