@@ -8,7 +8,7 @@ ever shows a raw libldap dict; and the ppolicy controls are decoded in one place
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +84,12 @@ def escape_filter(value: str) -> str:
 
 def filter_eq(attr: str, value: str) -> str:
     return f"({attr}={escape_filter(value)})"
+
+
+def filter_any(attr: str, items: Iterable[str]) -> str:
+    """``(|(attr=a)(attr=b)...)``, every value escaped; a single value needs no ``|``."""
+    parts = [filter_eq(attr, v) for v in items]
+    return parts[0] if len(parts) == 1 else "(|" + "".join(parts) + ")"
 
 
 def _ppolicy_from(ctrls: Sequence[Any] | None) -> PasswordPolicyControl | None:

@@ -19,10 +19,11 @@ from mimsdir.config import Config
 from mimsdir.connect import service_conn
 from mimsdir.directory.slapdconf import Dns
 from mimsdir.errors import MimsError
+from mimsdir.gtime import format_gtime
 from mimsdir.ldapio import BindOutcome, Conn, filter_eq, first
 from mimsdir.staff.credentials import after_reset_modlist, unlock_modlist
 from mimsdir.staff.lookup import Lockouts
-from mimsdir.staff.model import STUDENT_ATTRS, StudentRecord, format_gtime, parse_student
+from mimsdir.staff.model import STUDENT_ATTRS, StudentRecord, parse_student
 
 STAFF_ATTRS = ("uid", "mail", "cn", "mimsSchoolCode", "mimsClass")
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from mimsdir.staff.model import format_gtime, parse_gtime
+from mimsdir.gtime import format_gtime, parse_gtime
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from datetime import UTC, datetime, timedelta
 import ldap
 
 from mimsdir.errors import UsageError
+from mimsdir.gtime import format_gtime, parse_gtime
 from mimsdir.ldapio import Attrs, Conn, escape_filter, first
 from mimsdir.operator_log import OperatorRecord
-from mimsdir.staff.model import format_gtime, parse_gtime
 
 ACCESSLOG_BASE = "cn=accesslog"
 

@@ -9,12 +9,12 @@ consistent. The record never holds a password or a challenge hash: only question
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from mimsdir.ldapio import Attrs, escape_filter, first, values
+from mimsdir.gtime import parse_gtime
+from mimsdir.ldapio import Attrs, escape_filter, filter_any, first, values
 
 # What the staff commands read of a student. No userPassword: nobody needs the hash.
 STUDENT_ATTRS: tuple[str, ...] = (
@@ -34,34 +34,6 @@ STATUSES: tuple[str, ...] = ("active", "disabled", "left")
 #: ppolicy's value of pwdAccountLockedTime for "locked by an administrator until unlocked".
 PERMANENT_LOCK = "000001010000Z"
 
-_GTIME = re.compile(r"^(\d{14})(?:[.,](\d{1,6})\d*)?Z$")
-
-
-def parse_gtime(text: str | None) -> datetime | None:
-    """LDAP GeneralizedTime (``20261128112225Z``, ``...225.653218Z``) to an aware UTC datetime.
-
-    None for absent or unparsable values (and for ppolicy's permanent-lock marker).
-
-    >>> parse_gtime("20261128112225.5Z").isoformat()
-    '2026-11-28T11:22:25.500000+00:00'
-    """
-    if not text:
-        return None
-    m = _GTIME.match(text.strip())
-    if not m:
-        return None
-    try:
-        dt = datetime.strptime(m.group(1), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
-    except ValueError:
-        return None
-    if m.group(2):
-        dt = dt.replace(microsecond=int(m.group(2).ljust(6, "0")))
-    return dt
-
-
-def format_gtime(dt: datetime) -> str:
-    """An aware datetime as GeneralizedTime, for filters (``reqStart>=...``)."""
-    return dt.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")
 
 
 def show_time(dt: datetime | None) -> str:
@@ -236,9 +208,6 @@ def policy_name(policy_dn: str | None) -> str:
 
 # -- filters ------------------------------------------------------------------------------
 
-def _any_of(attr: str, vals: Sequence[str]) -> str:
-    parts = [f"({attr}={escape_filter(v)})" for v in vals]
-    return parts[0] if len(parts) == 1 else "(|" + "".join(parts) + ")"
 
 
 def student_filter(
@@ -267,7 +236,7 @@ def student_filter(
         parts.append(f"(mimsClass={escape_filter(class_name)})")
     lv = [v.upper() for v in levels]
     if lv:
-        parts.append(_any_of("mimsLevel", lv))
+        parts.append(filter_any("mimsLevel", lv))
     if status:
         parts.append(f"(mimsAccountStatus={escape_filter(status)})")
     if locked:
@@ -275,7 +244,7 @@ def student_filter(
     if must_change:
         parts.append("(pwdReset=TRUE)")
     if qna_pending:
-        upper = _any_of("mimsLevel", UPPER_LEVELS)
+        upper = filter_any("mimsLevel", UPPER_LEVELS)
         parts.append(
             "(|(mimsQnaMustChange=TRUE)"
             f"(&{upper}(|(!(mimsChallenge=*))(mimsChallengeOrigin=card))))"

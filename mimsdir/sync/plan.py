@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from mimsdir.directory.slapdconf import Dns, policy_for_level
+from mimsdir.gtime import format_gtime, parse_gtime
 from mimsdir.roster import Roster, RosterStudent
 from mimsdir.sync.model import (
     ACTIVE,
@@ -34,21 +35,6 @@ from mimsdir.sync.model import (
 )
 
 UPPER = ("P4", "P5", "P6")
-
-
-def gtime(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y%m%d%H%M%SZ")
-
-
-def parse_gtime(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    for fmt in ("%Y%m%d%H%M%SZ", "%Y%m%d%H%M%S.%fZ"):
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-    return None
 
 
 @dataclass(frozen=True)
@@ -145,7 +131,7 @@ def plan_sync(
     students = state.students
     seen: set[str] = set()
     unknown_teachers: dict[str, int] = {}
-    stamp = gtime(now)
+    stamp = format_gtime(now)
 
     for r in rows:
         key = r.student_id.lower()

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import ldap
 
 from mimsdir.directory.slapdconf import Dns
-from mimsdir.ldapio import Attrs, Conn, filter_eq, first
+from mimsdir.ldapio import Attrs, Conn, filter_any, first
 from mimsdir.sync.model import DirStudent
 from mimsdir.sync.plan import DirectoryState
 
@@ -52,17 +52,12 @@ def _chunks(items: Sequence[str], size: int = BATCH) -> Iterator[Sequence[str]]:
         yield items[i:i + size]
 
 
-def _any_of(attr: str, items: Iterable[str]) -> str:
-    parts = "".join(filter_eq(attr, v) for v in items)
-    return f"(|{parts})"
-
-
 def read_state(conn: Conn, dns: Dns, scope: Sequence[str], roster_uids: Iterable[str],
                roster_mails: Iterable[str], teacher_mails: Iterable[str]) -> DirectoryState:
     students: dict[str, DirStudent] = {}
     if scope:
         if len(scope) <= MAX_SCHOOLS_IN_FILTER:
-            flt = f"(&(objectClass=mimsStudent){_any_of('mimsSchoolCode', scope)})"
+            flt = f"(&(objectClass=mimsStudent){filter_any('mimsSchoolCode', scope)})"
         else:
             flt = "(objectClass=mimsStudent)"
         wanted = {s.upper() for s in scope}
@@ -73,21 +68,21 @@ def read_state(conn: Conn, dns: Dns, scope: Sequence[str], roster_uids: Iterable
                 students[s.uid.lower()] = s
     missing = sorted({u for u in roster_uids if u.lower() not in students})
     for chunk in _chunks(missing):
-        for dn, a in conn.search(dns.students, ldap.SCOPE_ONELEVEL, _any_of("uid", chunk),
+        for dn, a in conn.search(dns.students, ldap.SCOPE_ONELEVEL, filter_any("uid", chunk),
                                  ATTRS, "looking up roster students in other schools"):
             s = to_student(dn, a)
             students[s.uid.lower()] = s
     owners = {s.mail.lower(): s.uid for s in students.values() if s.mail}
     unknown = sorted({m.lower() for m in roster_mails} - set(owners))
     for chunk in _chunks(unknown):
-        for dn, a in conn.search(dns.students, ldap.SCOPE_ONELEVEL, _any_of("mail", chunk),
+        for dn, a in conn.search(dns.students, ldap.SCOPE_ONELEVEL, filter_any("mail", chunk),
                                  ["uid", "mail"], "looking up roster emails"):
             mail = first(a, "mail")
             if mail:
                 owners[mail.lower()] = first(a, "uid") or dn
     teachers: dict[str, str] = {}
     for chunk in _chunks(sorted({t.lower() for t in teacher_mails})):
-        for dn, a in conn.search(dns.staff, ldap.SCOPE_SUBTREE, _any_of("mail", chunk),
+        for dn, a in conn.search(dns.staff, ldap.SCOPE_SUBTREE, filter_any("mail", chunk),
                                  ["mail"], "looking up form teachers"):
             mail = first(a, "mail")
             if mail:
