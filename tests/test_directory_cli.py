@@ -103,3 +103,18 @@ def test_help_has_examples() -> None:
                 ["directory", "load"]):
         res = CliRunner().invoke(main, [*cmd, "--help"])
         assert res.exit_code == 0 and "Example" in res.output
+
+
+def test_port_in_use_fails_fast_with_the_reason(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        cfg_path = write_config(tmp_path / "c.yaml", tmp_path / "state", busy.getsockname()[1])
+        t0 = time.monotonic()
+        res = run(cfg_path, "directory", "up")
+        assert res.exit_code == 4
+        assert "Address already in use" in res.output
+        assert time.monotonic() - t0 < 10

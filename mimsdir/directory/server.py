@@ -178,16 +178,21 @@ def up(cfg: Config) -> tuple[Status, bool]:
     log = state / "slapd.log"
     with contextlib.suppress(FileNotFoundError):
         (state / "ldapi").unlink()
-    debug = "0" if cfg.directory.log_level == "none" else cfg.directory.log_level.replace(" ", ",")
+    # Level names are accepted; "none" still logs what slapd always logs (a port in use, a
+    # database that cannot open), which "-d 0" would swallow.
+    debug = cfg.directory.log_level.replace(" ", ",")
     cmd = [cfg.directory.slapd, "-F", str(state / "slapd.d"), "-h", _listen_urls(cfg),
            "-d", debug]
     # slapd stays in the foreground (-d) so its log goes to our file; the shell detaches it
-    # from this process so it outlives the CLI (no zombie, no Popen to reap).
-    subprocess.run(
-        ["/bin/sh", "-c", 'exec "$@" >>"$MIMS_SLAPD_LOG" 2>&1 </dev/null &', "sh", *cmd],
-        env={**os.environ, "MIMS_SLAPD_LOG": str(log)}, check=True,
+    # from this process so it outlives the CLI (no zombie, no Popen to reap) and tells us
+    # its pid, so a slapd that dies at start-up is noticed at once.
+    started = subprocess.run(
+        ["/bin/sh", "-c", 'exec "$@" >>"$MIMS_SLAPD_LOG" 2>&1 </dev/null & echo $!', "sh",
+         *cmd],
+        env={**os.environ, "MIMS_SLAPD_LOG": str(log)}, check=True, capture_output=True,
+        text=True,
     )
-    _wait_ready(cfg, log)
+    _wait_ready(cfg, log, int(started.stdout.strip()))
     ensure_policies(cfg)
     return status(cfg), True
 
@@ -228,10 +233,24 @@ def ensure_policies(cfg: Config) -> list[str]:
     return changed
 
 
-def _wait_ready(cfg: Config, log: Path) -> None:
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # reparented to init, an exited slapd may linger as a zombie for a moment
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _wait_ready(cfg: Config, log: Path, pid: int) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     last: Exception | None = None
     while time.monotonic() < deadline:
+        if not _alive(pid):
+            last = DirectoryError("slapd exited at start-up")
+            break
         try:
             with Conn(cfg.ldapi_uri, timeout=2) as c:
                 c.bind_external()
@@ -247,7 +266,7 @@ def _wait_ready(cfg: Config, log: Path) -> None:
     with contextlib.suppress(OSError):
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
     raise DirectoryUnavailable(
-        f"slapd did not become ready within {READY_TIMEOUT:.0f}s ({last}); log {log}:\n{tail}"
+        f"slapd did not become ready ({last}); log {log}:\n{tail}"
     )
 
 
