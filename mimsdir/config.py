@@ -65,6 +65,31 @@ class LdapConfig:
 
 
 @dataclass(frozen=True)
+class ReplicationConfig:
+    """Multi-provider replication with slapd's own syncrepl (never a home-made one).
+
+    Every provider lists the others in ``peers`` and has its own ``server_id``. All of them
+    must hold the same ``secrets/`` (the replicator's password in particular): copy the
+    first provider's secrets folder to the others before their first start.
+    """
+
+    server_id: int = 0  # 0: replication off
+    peers: tuple[str, ...] = ()
+    # On this provider's first start, create no base tree: take everything from the peers.
+    join: bool = False
+    retry: str = "5 10 30 +"
+
+    def validate(self, path: str) -> None:
+        if self.server_id and not 1 <= self.server_id <= 4095:
+            raise ConfigError(f"{path}.server_id: between 1 and 4095")
+        if self.peers and not self.server_id:
+            raise ConfigError(f"{path}.server_id: needed when peers are listed")
+        for peer in self.peers:
+            if not peer.startswith(("ldap://", "ldaps://")) or any(c in peer for c in ' "'):
+                raise ConfigError(f"{path}.peers: not an ldap:// or ldaps:// URL: {peer!r}")
+
+
+@dataclass(frozen=True)
 class DirectoryConfig:
     """The embedded slapd that `mimsdir directory up` runs."""
 
@@ -83,6 +108,7 @@ class DirectoryConfig:
     slapadd: str = "/usr/sbin/slapadd"
     module_path: str = "/usr/lib/ldap"
     schema_dir: str = "/etc/ldap/schema"
+    replication: ReplicationConfig = field(default_factory=ReplicationConfig)
 
     def validate(self, path: str) -> None:
         self.argon2.validate(f"{path}.argon2")

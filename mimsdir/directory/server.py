@@ -129,7 +129,8 @@ def build(cfg: Config) -> None:
     for sub in ("data", "accesslog"):
         (state / sub).mkdir(exist_ok=True, mode=0o700)
     config_dir = state / "slapd.d"
-    new_config = render_config(cfg)
+    passwords = _ensure_service_passwords(cfg)
+    new_config = render_config(cfg, passwords.get("replicator"))
     config_ldif = state / "config.ldif"
     if not config_dir.exists() or not config_ldif.exists() or config_ldif.read_text() != new_config:
         tmp_dir = state / "slapd.d.new"
@@ -142,8 +143,7 @@ def build(cfg: Config) -> None:
         tmp_dir.rename(config_dir)
     # -u: check the configuration without opening the databases (absent on first run)
     _run([cfg.directory.slapd, "-Ttest", "-u", "-F", str(config_dir)], "slapd -Ttest")
-    if not (state / "data" / "data.mdb").exists():
-        passwords = _ensure_service_passwords(cfg)
+    if not (state / "data" / "data.mdb").exists() and not cfg.directory.replication.join:
         hashed = {name: hash_password(cfg, pw) for name, pw in passwords.items()}
         tree = state / "tree.ldif"
         _write_private(tree, render_tree(cfg, hashed))
@@ -202,10 +202,27 @@ def ensure_policies(cfg: Config) -> list[str]:
     cn=config, so a rebuilt cn=config alone would not carry a changed lockout duration)."""
     dns = Dns(cfg.ldap.base_dn)
     changed = []
+    replicated = bool(cfg.directory.replication.peers)
     with root_conn(cfg) as c:
+        if replicated and c.get(dns.base, ["1.1"], "looking for the base entry") is None:
+            # A joining provider still waits for its first copy from the peers: adding
+            # entries here would make conflicting twins of the peers' ones.
+            return changed
+        for name in SERVICES:
+            dn = dns.service(name)
+            if not replicated and c.get(dn, ["1.1"], f"looking for the {name} service") is None:
+                # A directory made before this service existed (an upgrade).
+                pw = hash_password(cfg, _ensure_service_passwords(cfg)[name])
+                c.add(dn, {"objectClass": [b"applicationProcess", b"simpleSecurityObject"],
+                           "cn": [name.encode()], "userPassword": [pw.encode()],
+                           "pwdPolicySubentry": [dns.policy("services").encode()]},
+                      f"adding the {name} service account")
+                changed.append(name)
         for name, attrs in policies(cfg).items():
             dn = dns.policy(name)
             current = c.get(dn, list(attrs), f"reading the {name} policy")
+            if current is None and replicated:
+                continue
             if current is None:
                 c.add(dn, {k: [v.encode() for v in vs] for k, vs in attrs.items()},
                       f"adding the {name} policy")

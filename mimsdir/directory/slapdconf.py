@@ -15,7 +15,7 @@ from mimsdir.config import Config, PolicyConfig
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schema"
 
-SERVICES = ("sync", "sspr", "device")
+SERVICES = ("sync", "sspr", "device", "replicator")
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,7 @@ def render_acl(dns: Dns) -> list[str]:
         "sync": dns.service("sync"),
         "sspr": dns.service("sspr"),
         "device": dns.service("device"),
+        "replicator": dns.service("replicator"),
         "teacher": 'set="this/mimsFormTeacher & user"',
     }
     rules: list[str] = []
@@ -103,13 +104,38 @@ def render_acl(dns: Dns) -> list[str]:
     return rules
 
 
-def render_config(cfg: Config) -> str:
+def _syncrepl(cfg: Config, dns: Dns, replicator_password: str | None) -> tuple[str, str]:
+    """(olcServerID lines, olcSyncrepl + olcMultiProvider lines) for multi-provider mode."""
+    r = cfg.directory.replication
+    if not r.server_id:
+        return "", ""
+    # Each non-empty value ends with a newline: an empty one must not leave a blank line,
+    # which would end the LDIF entry early.
+    server_id = f"olcServerID: {r.server_id}\n"
+    if not r.peers:
+        return server_id, ""
+    if not replicator_password:
+        raise ValueError("replication needs the replicator's password in the secrets dir")
+    lines = []
+    for i, peer in enumerate(r.peers, start=1):
+        lines.append(
+            f'olcSyncrepl: {{{i - 1}}}rid={i:03d} provider={peer} bindmethod=simple '
+            f'binddn="{dns.service("replicator")}" credentials="{replicator_password}" '
+            f'searchbase="{dns.base}" scope=sub type=refreshAndPersist '
+            f'retry="{r.retry}" timeout=3 network-timeout=5 keepalive=240:10:30'
+        )
+    lines.append("olcMultiProvider: TRUE")
+    return server_id, "\n".join(lines) + "\n"
+
+
+def render_config(cfg: Config, replicator_password: str | None = None) -> str:
     """The cn=config LDIF for ``slapadd -n0``."""
     d = cfg.directory
     dns = Dns(cfg.ldap.base_dn)
     state_dir = cfg.state_dir
     acl = render_acl(dns)
     acl_lines = "\n".join(f"olcAccess: {{{i}}}{rule}" for i, rule in enumerate(acl))
+    server_id_lines, syncrepl_lines = _syncrepl(cfg, dns, replicator_password)
     values = {
         "state_dir": str(state_dir),
         "log_level": d.log_level,
@@ -126,6 +152,8 @@ def render_config(cfg: Config) -> str:
         "max_size": str(d.max_size_mb * 1024 * 1024),
         "base": dns.base,
         "acl_lines": acl_lines,
+        "server_id_lines": server_id_lines,
+        "syncrepl_lines": syncrepl_lines,
         "audit_retention": f"{d.audit_retention_days:02d}",
     }
     template = Template((SCHEMA_DIR / "slapd-config.ldif.in").read_text(encoding="utf-8"))

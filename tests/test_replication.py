@@ -1,0 +1,117 @@
+"""Two providers replicating each other with slapd's own syncrepl (multi-provider): a write on
+either appears on the other, hashes and password-policy state included. Both run here on
+loopback as two embedded directories."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import ldap
+import pytest
+import yaml
+
+from mimsdir.config import load_config
+from mimsdir.directory import server
+from mimsdir.directory.slapdconf import Dns
+from mimsdir.ldapio import Conn, first
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _config(path: Path, port: int, peer_port: int, server_id: int, join: bool) -> Path:
+    path.write_text(yaml.safe_dump({
+        "ldap": {"uri": f"ldap://127.0.0.1:{port}"},
+        "directory": {"state_dir": str(path.parent / "state"), "log_level": "stats sync",
+                      "replication": {"server_id": server_id, "join": join,
+                                      "peers": [f"ldap://127.0.0.1:{peer_port}"],
+                                      "retry": "1 +"}},
+    }))
+    return path
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:  # noqa: S110 - not there yet
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def pair(tmp_path: Path):  # type: ignore[no-untyped-def]
+    pa, pb = free_port(), free_port()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = load_config(_config(tmp_path / "a" / "config.yaml", pa, pb, 1, join=False))
+    b = load_config(_config(tmp_path / "b" / "config.yaml", pb, pa, 2, join=True))
+    server.up(a)
+    # The second provider starts with the first one's secrets, and nothing else.
+    shutil.copytree(a.secrets_dir, b.secrets_dir)
+    server.up(b)
+    yield a, b
+    server.down(b)
+    server.down(a)
+
+
+def students(cfg) -> int:  # type: ignore[no-untyped-def]
+    with server.root_conn(cfg) as c:
+        return len(c.search(Dns(cfg.ldap.base_dn).students, ldap.SCOPE_ONELEVEL,
+                            "(objectClass=mimsStudent)", ["1.1"], "count"))
+
+
+def test_writes_on_either_provider_reach_the_other(pair) -> None:  # type: ignore[no-untyped-def]
+    from mimsdir.directory.loader import load_ldif
+
+    a, b = pair
+    dns = Dns(a.ldap.base_dn)
+    load_ldif(a, ROOT / "ldap-fixtures" / "demo-school.ldif")
+    wait_for("the demo school on B", lambda: students(b) == 40)
+
+    # A write on B (the joined provider) reaches A.
+    dn = dns.student("S2614023J")
+    with server.root_conn(b) as c:
+        c.modify(dn, [(ldap.MOD_REPLACE, "mimsClass", [b"2Z"])], "moving on B")
+    def on_a() -> bool:
+        with server.root_conn(a) as c:
+            return first(c.get(dn, ["mimsClass"], "read") or {}, "mimsClass") == "2Z"
+    wait_for("B's change on A", on_a)
+
+    # A password set on A (hashed by A's slapd) signs in on B, and a lockout made on B
+    # holds on A.
+    with server.root_conn(a) as c:
+        c.set_password(dn, "Replicated-pass-1")
+        c.modify(dn, [(ldap.MOD_REPLACE, "pwdReset", [])], "settled")
+    def binds_on_b() -> bool:
+        with Conn(b.ldap.uri) as c:
+            return c.bind_ppolicy(dn, "Replicated-pass-1").ok
+    wait_for("A's password on B", binds_on_b)
+    for _ in range(6):
+        with Conn(b.ldap.uri) as c:
+            c.bind_ppolicy(dn, "wrong")
+    def locked_on_a() -> bool:
+        with Conn(a.ldap.uri) as c:
+            return c.bind_ppolicy(dn, "Replicated-pass-1").locked
+    wait_for("B's lockout on A", locked_on_a)
+
+    # The service accounts are the same on both: the sync can work against either.
+    pw = (b.secrets_dir / "sync.pw").read_text()
+    with Conn(b.ldap.uri) as c:
+        c.bind(dns.service("sync"), pw)
+
+
+def test_replication_config_is_checked() -> None:
+    from mimsdir.config import ReplicationConfig
+    from mimsdir.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="server_id"):
+        ReplicationConfig(peers=("ldap://x:389",)).validate("directory.replication")
+    with pytest.raises(ConfigError, match="peers"):
+        ReplicationConfig(server_id=1, peers=("http://x",)).validate("directory.replication")
