@@ -15,12 +15,14 @@ install: ## install apt packages (if missing), the venv and the package (idempot
 demo: install ## start the embedded directory with the demo school and print how to sign in
 	@bash scripts/demo.sh
 
-test: install ## lint, then the whole test suite against a real slapd
+test: install ## lint and type-check, then the whole test suite against a real slapd
 	@$(VENV)/bin/ruff check mimsdir tests scripts benchmarks
+	@$(VENV)/bin/mypy
 	@$(VENV)/bin/pytest -q
 
-lint: install ## ruff only
+lint: install ## ruff and mypy
 	@$(VENV)/bin/ruff check mimsdir tests scripts benchmarks
+	@$(VENV)/bin/mypy
 
 schema: install ## regenerate schema/mims.schema and schema/mims.ldif from mimsdir/schemadef.py
 	@$(PY) scripts/gen_schema.py

@@ -233,8 +233,8 @@ class _Flow:
             new_x=XPos.LEFT,
             new_y=YPos.NEXT,
         )
-        self.y += height + after
-        return float(height)
+        self.y += float(height) + after  # type: ignore[arg-type]  # HEIGHT: a float
+        return float(height)  # type: ignore[arg-type]
 
     def login(
         self,

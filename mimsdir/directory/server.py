@@ -201,7 +201,7 @@ def ensure_policies(cfg: Config) -> list[str]:
     """Make the ppolicy entries say what config.yaml says (they live in the data, not in
     cn=config, so a rebuilt cn=config alone would not carry a changed lockout duration)."""
     dns = Dns(cfg.ldap.base_dn)
-    changed = []
+    changed: list[str] = []
     replicated = bool(cfg.directory.replication.peers)
     with root_conn(cfg) as c:
         if replicated and c.get(dns.base, ["1.1"], "looking for the base entry") is None:
@@ -239,12 +239,11 @@ def ensure_policies(cfg: Config) -> list[str]:
             if mods:
                 c.modify(dn, mods, f"updating the {name} policy")
                 changed.append(name)
-        for name, want in service_authz(dns).items():
+        for name, authz in service_authz(dns).items():
             dn = dns.service(name)
-            have = c.get(dn, ["authzTo"], f"reading the {name} service's authzTo") or {}
-            current = sorted(v.decode() for vs in have.values() for v in vs)
-            if current != sorted(want):
-                c.modify(dn, [(ldap.MOD_REPLACE, "authzTo", [v.encode() for v in want])],
+            entry = c.get(dn, ["authzTo"], f"reading the {name} service's authzTo") or {}
+            if sorted(v.decode() for vs in entry.values() for v in vs) != sorted(authz):
+                c.modify(dn, [(ldap.MOD_REPLACE, "authzTo", [v.encode() for v in authz])],
                          f"updating the {name} service's authzTo")
                 changed.append(f"{name}-authz")
     return changed

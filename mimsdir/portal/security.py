@@ -22,6 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask, Response, g, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -86,7 +87,7 @@ def init(app: Flask, cfg: Config) -> None:
     idle = p.idle_timeout_minutes * 60
 
     @app.before_request
-    def idle_timeout() -> Response | None:
+    def idle_timeout() -> ResponseReturnValue | None:
         session.permanent = True
         now = time.time()
         seen = session.get("seen")
@@ -168,5 +169,5 @@ def limit_posts(app: Flask, cfg: Config) -> None:
     for name, view in list(app.view_functions.items()):
         if name == "static" or name.startswith("ops."):
             continue
-        app.view_functions[name] = limiter.limit(cfg.portal.address_limit,
+        app.view_functions[name] = limiter.limit(cfg.portal.address_limit,  # type: ignore[assignment]
                                                  methods=["POST"])(view)

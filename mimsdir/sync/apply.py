@@ -64,7 +64,7 @@ def apply_plan(plan: Plan, connect: Callable[[], Conn], *, slips_dir: Path, scho
     from mimsdir.pdfs import SlipData, render_slips, write_secret_file
 
     result = ApplyResult()
-    by_key = {}
+    by_key: dict[tuple[str, str], Change] = {}
     failed: set[str] = set()
 
     def done(op: Op, err: MimsError | None) -> None:
