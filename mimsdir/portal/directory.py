@@ -18,9 +18,9 @@ import ldap
 from mimsdir.config import Config
 from mimsdir.connect import service_conn
 from mimsdir.directory.slapdconf import Dns
-from mimsdir.errors import MimsError
+from mimsdir.errors import AccessDenied, MimsError
 from mimsdir.gtime import format_gtime
-from mimsdir.ldapio import BindOutcome, Conn, filter_eq, first
+from mimsdir.ldapio import BindOutcome, Conn, filter_eq, first, values
 from mimsdir.staff.credentials import after_reset_modlist, unlock_modlist
 from mimsdir.staff.lookup import Lockouts
 from mimsdir.staff.model import STUDENT_ATTRS, StudentRecord, parse_student
@@ -104,8 +104,6 @@ class PortalDirectory:
         with Conn(self.cfg.ldap.uri, timeout=self.cfg.ldap.timeout) as c:
             out = c.bind_ppolicy(dn, old)
             if not out.ok:
-                from mimsdir.errors import AccessDenied
-
                 raise AccessDenied("the current password is not right")
             c.set_password(dn, new, old=old, doing="changing a password")
 
@@ -132,8 +130,6 @@ class PortalDirectory:
         return first(attrs, "mimsSsprAsked")
 
     def challenge_values(self, dn: str) -> list[str]:
-        from mimsdir.ldapio import values
-
         attrs = self.svc.get(dn, ["mimsChallenge"], "reading challenge answers") or {}
         return values(attrs, "mimsChallenge")
 

@@ -16,6 +16,7 @@ from mimsdir.portal.views.common import (
     cfg,
     directory,
     fresh,
+    hasher,
     log,
     next_gate,
     questions,
@@ -126,8 +127,6 @@ def questions_page():  # type: ignore[no-untyped-def]
         return render_template("questions.html", catalogue=catalogue, count=count,
                                forced=forced, ask_password=ask_password, chosen=chosen,
                                errors=errors, min_length=c.qna.min_answer_length)
-    from mimsdir.portal.views.common import hasher
-
     h = hasher()
     values = [encode_challenge(q, h.hash(a)) for q, a in zip(chosen, typed, strict=True)]
     directory().set_challenges(person["dn"], values)

@@ -18,7 +18,7 @@ from mimsdir.errors import PolicyViolation
 from mimsdir.portal import sspr
 from mimsdir.portal.directory import now
 from mimsdir.portal.metrics import metrics
-from mimsdir.portal.views.account import new_password_problem, policy_message
+from mimsdir.portal.views.account import min_length, new_password_problem, policy_message
 from mimsdir.portal.views.common import cfg, directory, ghosts, hasher, log, questions
 from mimsdir.staff.qna import verify_and_upgrade
 
@@ -132,8 +132,6 @@ def new_password():  # type: ignore[no-untyped-def]
     if not state.get("dn") or time.time() - float(state.get("ok_at", 0)) > VERIFIED_FOR:
         session.pop("sspr", None)
         return redirect(url_for("forgot.start"))
-    from mimsdir.portal.views.account import min_length
-
     rule = min_length(state["level"])
     if request.method == "GET":
         return render_template("forgot_password.html", min_length=rule)
