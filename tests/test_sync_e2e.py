@@ -324,3 +324,35 @@ def test_unwritable_report_is_one_line_not_a_traceback(slapd, school, tmp_path):
     r = run_sync(slapd, roster, "--report", "/proc/not-here/report.json", tmp=tmp_path)
     assert r.code == 2
     assert "Traceback" not in r.result.output and "/proc/not-here" in r.result.output
+
+
+def test_progress_bar_only_on_a_terminal(slapd, school, tmp_path):  # type: ignore[no-untyped-def]
+    """On a tty, stderr shows a progress bar; in cron (no tty) it does not."""
+    import os
+    import pty
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    cmd = [str(root / ".venv" / "bin" / "mimsdir"), "--config",
+           str(Path(slapd.base_path) / "config.yaml"), "sync",
+           str(write_roster(tmp_path / "r.csv", school_rows(school, 3))),
+           "--slips-dir", str(tmp_path / "slips")]
+    leader, follower = pty.openpty()
+    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=follower, check=False)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert proc.returncode == 0 and b"applying" in seen
+    rows = school_rows(school, 4)
+    res = subprocess.run([*cmd[:4], str(write_roster(tmp_path / "r2.csv", rows)),
+                          *cmd[5:]], capture_output=True, check=False)
+    assert res.returncode == 0 and b"applying" not in res.stderr
