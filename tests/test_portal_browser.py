@@ -229,3 +229,25 @@ def test_not_found_page(page: Page, base_url) -> None:  # type: ignore[no-untype
     page.goto(base_url + "/no-such-page")
     expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
     assert_accessible(page, "404")
+
+
+def test_p2_home_password_change_and_card_note(page: Page, slapd, make, base_url) -> None:  # type: ignore[no-untyped-def]
+    s = make.student(level="P2", password="Panda-4827", **named("Xin Yi Lim", "Xin Yi"))
+    sign_in(page, base_url, s.mail, "Panda-4827")
+    expect(page.get_by_role("heading", name="Hello, Xin Yi Lim!")).to_be_visible()
+    expect(page.get_by_role("link", name="Change my questions")).to_have_count(0)
+    page.goto(base_url + "/questions")
+    expect(page.get_by_text("on the card in your student handbook")).to_be_visible()
+    check(page, "questions-card")
+    page.goto(base_url + "/home")
+    page.get_by_role("link", name="Change my password").click()
+    check(page, "change-password")
+    page.get_by_label("Your current password").fill("Panda-4827")
+    page.get_by_label("New password", exact=True).fill("Otter-Swim-33")
+    page.get_by_label("New password again").fill("Otter-Swim-33")
+    page.get_by_role("button", name="Save my new password").click()
+    expect(page.get_by_role("status")).to_contain_text("Your password is changed")
+    assert device_bind(slapd, s.mail, "Otter-Swim-33").ok
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("status")).to_contain_text("signed out")
+    check(page, "signed-out")
