@@ -8,6 +8,7 @@ as the teacher (``Conn.act_as``), so slapd applies the teacher's ACLs.
 
 from __future__ import annotations
 
+import queue
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,21 +37,56 @@ class Staff:
     login_id: str
 
 
-class PortalDirectory:
-    """One instance per request (kept on ``flask.g``), closed at teardown."""
+class ServicePool:
+    """Connections already bound as the portal's service account, reused across requests.
 
-    def __init__(self, cfg: Config, observe: object = None) -> None:
+    Why: the service account's password is an argon2 hash like everyone's, so binding anew
+    for every request would double the cost of each sign-in (measured:
+    benchmarks/portal_speed.py). A borrowed connection is checked with a WhoAmI round trip
+    (about 0.1 ms) and replaced if the directory went away meanwhile.
+    """
+
+    def __init__(self, cfg: Config, size: int) -> None:
+        self.cfg = cfg
+        self._idle: queue.LifoQueue[Conn] = queue.LifoQueue(maxsize=size)
+
+    def borrow(self) -> Conn:
+        while True:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                return service_conn(self.cfg, "sspr")
+            try:
+                conn.whoami()
+                return conn
+            except MimsError:
+                conn.close()
+
+    def give_back(self, conn: Conn) -> None:
+        conn.act_as(None)
+        try:
+            self._idle.put_nowait(conn)
+        except queue.Full:
+            conn.close()
+
+
+class PortalDirectory:
+    """One instance per request (kept on ``flask.g``), given back at teardown."""
+
+    def __init__(self, cfg: Config, observe: object = None,
+                 pool: ServicePool | None = None) -> None:
         self.cfg = cfg
         self.dns = Dns(cfg.ldap.base_dn)
         self._svc: Conn | None = None
         self._observe = observe  # a callable(seconds) for the latency metric, or None
+        self._pool = pool
 
     # -- plumbing --------------------------------------------------------------------------
     @property
     def svc(self) -> Conn:
         if self._svc is None:
             started = time.perf_counter()
-            self._svc = service_conn(self.cfg, "sspr")
+            self._svc = self._pool.borrow() if self._pool else service_conn(self.cfg, "sspr")
             self._timed(started)
         return self._svc
 
@@ -60,7 +96,10 @@ class PortalDirectory:
 
     def close(self) -> None:
         if self._svc is not None:
-            self._svc.close()
+            if self._pool is not None:
+                self._pool.give_back(self._svc)
+            else:
+                self._svc.close()
             self._svc = None
 
     def healthy(self) -> bool:

@@ -15,7 +15,7 @@ from flask import current_app, g, redirect, session, url_for
 
 from mimsdir.challenge import ChallengeHasher
 from mimsdir.config import Config
-from mimsdir.portal.directory import PortalDirectory
+from mimsdir.portal.directory import PortalDirectory, ServicePool
 from mimsdir.portal.metrics import metrics
 from mimsdir.portal.sspr import Ghosts
 from mimsdir.staff.cards import catalogue, hasher_for
@@ -30,7 +30,12 @@ def cfg() -> Config:
 
 def directory() -> PortalDirectory:
     if "directory" not in g:
-        g.directory = PortalDirectory(cfg(), observe=metrics(current_app).directory.observe)
+        pool = current_app.extensions.get("mims_pool")
+        if pool is None:
+            pool = current_app.extensions["mims_pool"] = ServicePool(cfg(),
+                                                                     cfg().portal.threads)
+        g.directory = PortalDirectory(cfg(), observe=metrics(current_app).directory.observe,
+                                      pool=pool)
     return g.directory  # type: ignore[no-any-return]
 
 
