@@ -18,6 +18,7 @@ from pathlib import Path
 import ldap
 import pytest
 import yaml
+from hypothesis import settings
 
 from mimsdir.config import Config, load_config
 from mimsdir.directory import server
@@ -28,6 +29,12 @@ from mimsdir.ldapio import Conn
 # The browser fixtures (`browser`, `page`) are registered once, here: a session-scoped
 # Playwright imported into two modules would start twice and collide.
 from tests.browser import fixture_browser, fixture_page  # noqa: F401
+
+# CI replays the same examples every run (a landing must not depend on luck); local runs
+# keep exploring new ones.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def free_port() -> int:
