@@ -56,6 +56,10 @@ def test_directory_dies_mid_run_exit_4_then_converges(own_directory, tmp_path) -
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 4, err.decode()
     assert "directory" in err.decode() and "rerun" in err.decode()
+    # The report says what was done before the directory went away.
+    report = json.loads((tmp_path / "1.json").read_text())
+    assert report["exit_code"] == 4 and "went away" in report["interrupted"]
+    assert "applied" in report and "INTERRUPTED" in err.decode()
 
     server.up(cfg)
     proc = _sync(cfg_path, roster, tmp_path / "2.json")

@@ -11,9 +11,10 @@ import click
 
 from mimsdir.cli.context import Ctx, pass_ctx
 from mimsdir.config import parse_limit
+from mimsdir.errors import DirectoryUnavailable
 from mimsdir.roster import FORMATS
 from mimsdir.sync.report import summary
-from mimsdir.sync.run import SyncOptions, run
+from mimsdir.sync.run import SyncOptions, SyncOutcome, run
 
 
 def _limit(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -64,13 +65,27 @@ def sync(ctx: Ctx, roster: Path | None, fmt: str, school: str | None, dry_run: b
     opts = SyncOptions(roster=roster, fmt=fmt, school=school, dry_run=dry_run, force=force,
                        purge=purge, max_disable=max_disable, slips_dir=slips_dir,
                        plan_out=plan_out, apply_plan=apply_plan)
-    outcome = run(ctx.cfg, opts, progress_factory=_progress_bar if sys.stderr.isatty() else None)
+    try:
+        outcome = run(ctx.cfg, opts,
+                      progress_factory=_progress_bar if sys.stderr.isatty() else None)
+    except DirectoryUnavailable as exc:
+        # The directory went away mid-run: report what was done, then exit 4 as usual.
+        partial = getattr(exc, "outcome", None)
+        if partial is not None:
+            click.echo(summary(partial), err=True)
+            _write_report(report_path, partial)
+        raise
     click.echo(summary(outcome), err=True)
-    if report_path is not None:
-        report_path.parent.mkdir(parents=True, exist_ok=True)
-        report_path.write_text(json.dumps(outcome.report(), indent=1, ensure_ascii=False) + "\n",
-                               encoding="utf-8")
+    _write_report(report_path, outcome)
     sys.exit(int(outcome.exit_code))
+
+
+def _write_report(path: Path | None, outcome: SyncOutcome) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(outcome.report(), indent=1, ensure_ascii=False) + "\n",
+                    encoding="utf-8")
 
 
 def _progress_bar(total: int) -> Callable[[int], None]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import ldap
 
-from mimsdir.errors import MimsError
+from mimsdir.errors import DirectoryUnavailable, MimsError
 from mimsdir.ldapio import Conn, Op, Pipeline
 from mimsdir.sync.model import CREATE, PURGE, REISSUE, Change, Plan
 from mimsdir.wordlist import generate_default_password
@@ -137,6 +137,10 @@ def apply_plan(plan: Plan, connect: Callable[[], Conn], *, slips_dir: Path, scho
         result.credentials_issued = len([c for c in issued if c.uid not in failed])
         result.done[REISSUE] = len([c for c in issued if c.kind == REISSUE
                                     and c.uid not in failed])
+    except DirectoryUnavailable as exc:
+        # What was done before the directory went away, for the report (exit 4).
+        exc.partial = result  # type: ignore[attr-defined]
+        raise
     finally:
         result.reconnects = pipe.reconnects
         pipe.close()

@@ -48,6 +48,8 @@ def summary(o: SyncOutcome) -> str:
         if o.applied.reconnects:
             lines.append(f"reconnected to the directory {o.applied.reconnects} time(s)")
     _listed(lines, "warnings", p.warnings)
+    if o.interrupted:
+        lines.append(f"INTERRUPTED: {o.interrupted}")
     lines.append(f"exit {int(o.exit_code)}")
     return "\n".join(lines)
 

@@ -15,7 +15,7 @@ from typing import Any
 from mimsdir.config import Config
 from mimsdir.connect import service_conn
 from mimsdir.directory.slapdconf import Dns
-from mimsdir.errors import ExitCode, RefusedError, UsageError
+from mimsdir.errors import DirectoryUnavailable, ExitCode, RefusedError, UsageError
 from mimsdir.roster import Roster, read_roster
 from mimsdir.sync import guards, history
 from mimsdir.sync.apply import ApplyResult, apply_plan, operations
@@ -49,6 +49,7 @@ class SyncOutcome:
     finished: str = ""
     forced: bool = False
     dry_run: bool = False
+    interrupted: str | None = None
 
     def report(self) -> dict[str, Any]:
         """The JSON report: counts, errors, guard reasons, slip files. Never a secret (the
@@ -63,6 +64,8 @@ class SyncOutcome:
             "row_errors": p.row_errors, "warnings": p.warnings,
             "protected_from_disable": p.protected,
         }
+        if self.interrupted:
+            data["interrupted"] = self.interrupted
         if self.applied is not None:
             a = self.applied
             data.update({"applied": a.done, "write_failures": a.failures, "slips": a.slips,
@@ -150,11 +153,18 @@ def run(cfg: Config, opts: SyncOptions,
         if opts.apply_plan is not None:
             _check_unchanged(cfg, plan)
         progress = progress_factory(operations(plan)) if progress_factory else None
-        applied = apply_plan(
-            plan, lambda: service_conn(cfg, "sync"), slips_dir=slips_dir,
-            window=cfg.sync.window, retries=cfg.sync.retries,
-            password_length=cfg.credentials.default_password_length, progress=progress,
-        )
+        try:
+            applied = apply_plan(
+                plan, lambda: service_conn(cfg, "sync"), slips_dir=slips_dir,
+                window=cfg.sync.window, retries=cfg.sync.retries,
+                password_length=cfg.credentials.default_password_length, progress=progress,
+            )
+        except DirectoryUnavailable as exc:
+            exc.outcome = SyncOutcome(  # type: ignore[attr-defined]
+                plan, ExitCode.DIRECTORY, refused=refused,
+                applied=getattr(exc, "partial", None), started=started, finished=_now(),
+                forced=opts.force and bool(refused), interrupted=str(exc))
+            raise
         history.record_success(state_dir, _source_key(source), plan.rows_by_school)
     code = ExitCode.ROW_ERRORS if (plan.row_errors or applied.failures) else ExitCode.OK
     return SyncOutcome(plan, code, refused=refused, applied=applied, started=started,
