@@ -163,6 +163,9 @@ def test_back_off_then_teacher_clears_it(page: Page, browser, slapd, make, root,
     check(page, "sspr-backoff")
     page.goto(base_url + "/forgot/questions")
     expect(page.get_by_role("heading", name="Please wait")).to_be_visible()
+    # Served with status 429 (chromium notes that in the console): accessible all the same.
+    assert_accessible(page, "sspr-please-wait")
+    screenshot(page, "sspr-please-wait")
 
     with new_page(browser) as t:
         sign_in(t, base_url, teacher.mail, teacher.password)
