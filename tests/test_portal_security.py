@@ -97,14 +97,20 @@ def test_filter_injection_finds_nobody(web, make, evil) -> None:  # type: ignore
 
 def test_unknown_login_looks_like_a_wrong_password(web, make) -> None:  # type: ignore[no-untyped-def]
     s = make.student(level="P3")
-    t0 = time.perf_counter()
     known = web.login(s.mail, "wrong-password")
-    t_known = time.perf_counter() - t0
-    t0 = time.perf_counter()
     unknown = web.login("nobody@students.test.sg", "wrong-password")
-    t_unknown = time.perf_counter() - t0
     assert text(known).replace(s.mail, "X") == text(unknown).replace(
         "nobody@students.test.sg", "X")
+
+    def fastest(login: str) -> float:  # the minimum of a few tries shrugs off a busy machine
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            web.login(login, "wrong-password")
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    t_known, t_unknown = fastest(s.mail), fastest("nobody@students.test.sg")
     # The same argon2 work on both paths: neither is several times faster.
     assert t_unknown > t_known / 3 and t_known > t_unknown / 3
 
