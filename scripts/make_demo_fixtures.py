@@ -42,6 +42,8 @@ from typing import Final
 
 import ldif
 
+from mimsdir.roster.native import COLUMNS as NATIVE_COLUMNS
+
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 DEFAULT_OUT_DIR: Final = REPO_ROOT / "ldap-fixtures"
 CSV_NAME: Final = "demo-school.csv"
@@ -59,18 +61,8 @@ SCHOOL_NAME: Final = "Demo Primary School"
 STUDENT_MAIL_DOMAIN: Final = "students.demo.edu.sg"
 STAFF_MAIL_DOMAIN: Final = "demo.edu.sg"
 
-#: The native roster columns, in order (design notes section 7).
-CSV_COLUMNS: Final = (
-    "student_id",
-    "email",
-    "given_name",
-    "family_name",
-    "school_code",
-    "level",
-    "class",
-    "form_teacher_email",
-    "status",
-)
+#: The native roster columns, in order (design notes section 7), as the reader defines them.
+CSV_COLUMNS: Final = tuple(NATIVE_COLUMNS)
 
 LOWER_PRIMARY_POLICY_DN: Final = f"cn=lower-primary,{POLICIES_DN}"
 UPPER_PRIMARY_POLICY_DN: Final = f"cn=upper-primary,{POLICIES_DN}"

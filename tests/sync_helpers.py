@@ -18,9 +18,9 @@ from mimsdir.config import Config
 from mimsdir.directory.server import root_conn
 from mimsdir.directory.slapdconf import Dns
 from mimsdir.ldapio import first
+from mimsdir.roster.native import COLUMNS as NATIVE_COLUMNS
 
-COLUMNS = ("student_id", "email", "given_name", "family_name", "school_code", "level", "class",
-           "form_teacher_email", "status")
+COLUMNS = tuple(NATIVE_COLUMNS)
 
 
 def row(school: str, n: int, level: str = "P4", class_name: str = "4A", **kw: str) -> dict:
