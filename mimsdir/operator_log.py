@@ -116,13 +116,15 @@ class OperatorRecord:
 
 
 def make_record(command: str, args: Sequence[str], exit_code: int | None, started: datetime,
-                as_dn: str | None = None, config: str | None = None) -> OperatorRecord:
+                as_dn: str | None = None, config: str | None = None,
+                ended: datetime | None = None) -> OperatorRecord:
+    """``ended`` defaults to now; callers with a clock of their own (tests) pass it."""
     user = operator_user()
     login = None
     with contextlib.suppress(OSError, KeyError):
         login = getpass.getuser()
     return OperatorRecord(
-        time=started, end=datetime.now(UTC), user=user, command=command,
+        time=started, end=ended or datetime.now(UTC), user=user, command=command,
         args=redact_args(args), exit=exit_code, as_dn=as_dn, config=config,
         login=login if login != user else None, pid=os.getpid(),
     )

@@ -13,6 +13,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import ldap
@@ -35,6 +36,33 @@ from tests.browser import fixture_browser, fixture_page  # noqa: F401
 settings.register_profile("ci", derandomize=True, database=None, deadline=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--clock-shift-days", type=int, default=0,
+                     help="run every test that needs no slapd with the clock moved this many "
+                          "days ahead (make test: 730), so a test mixing a fixed date with the "
+                          "real clock fails today rather than on some later day")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that use the session slapd (directly or through another fixture) are marked
+    ``slapd``: ``-m "not slapd"`` selects the pure unit tests."""
+    for item in items:
+        if "slapd" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slapd)
+
+
+@pytest.fixture(autouse=True)
+def _shifted_clock(request: pytest.FixtureRequest) -> Iterator[None]:
+    days = request.config.getoption("--clock-shift-days")
+    if not days or "slapd" in request.fixturenames:
+        yield  # slapd runs on the real clock: its tests cannot be shifted in-process
+        return
+    import time_machine
+
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=days), tick=True):
+        yield
 
 
 def free_port() -> int:

@@ -248,7 +248,8 @@ def test_operator_log_redacts_appends_0600_and_reads(tmp_path: Path,
     path = tmp_path / "logs" / "op.jsonl"
     record = operator_log.make_record(
         "student reset-password", ["S1", "--password", "Tiger4821", "--api-token=abc"], 0,
-        NOW, as_dn="cn=host-root")
+        NOW, as_dn="cn=host-root", ended=NOW + timedelta(seconds=3))
+    assert record.end == NOW + timedelta(seconds=3)
     operator_log.append(path, record)
     operator_log.append(path, record)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
