@@ -246,14 +246,29 @@ class PortalConfig:
     # Proxies in front of the portal whose X-Forwarded-For to trust (0: none).
     trusted_proxies: int = 0
     idle_timeout_minutes: int = 15
+    # A session ends this long after sign-in, however active (absolute lifetime).
+    session_hours: int = 8
     # SSPR back-off after each wrong set of answers: 1st, 2nd, 3rd, 4th and later failures.
     backoff_minutes: tuple[int, ...] = (1, 5, 15, 60)
-    # Per client address, on sign-in and reset form posts. A class of 40 behind one school
-    # NAT signing in at once, with typos, stays far below; a guessing script does not.
+    # One SSPR failure is forgiven per this many minutes without a failure.
+    sspr_decay_minutes: int = 60
+    # One budget across every form post, per client address (browsers never signed in on
+    # before). A class of 40 behind one school NAT signing in at once, with typos, stays far
+    # below; a guessing script does not.
     address_limit: str = "120 per minute; 1200 per hour"
-    # Where Flask-Limiter keeps its counters: memory:// per instance, or a shared
-    # redis:// / memcached:// URI for several instances.
+    # The same, per familiar browser (one that has signed in before: it has its own budget,
+    # so a script exhausting the school address does not stop it).
+    device_limit: str = "30 per minute; 300 per hour"
+    # Failed sign-ins and wrong SSPR answers per login ID, counted apart for each browser it
+    # was used on before and for all other browsers together.
+    account_limit: str = "10 per 15 minutes"
+    # Where the counters live: memory:// per instance, or a shared redis:// / memcached://
+    # URI for several instances.
     rate_limit_storage: str = "memory://"
+    # Security events (JSON lines: sign-ins, failures, resets, teacher actions) and the
+    # access log; relative to the config file. Created 0600.
+    security_log: str = "var/portal-security.jsonl"
+    access_log: str = "var/portal-access.log"
     languages: tuple[str, ...] = ("en", "zh", "ms", "ta")
 
     def validate(self, path: str) -> None:
@@ -264,6 +279,16 @@ class PortalConfig:
             raise ConfigError(f"{path}: threads and idle_timeout_minutes at least 1")
         if not self.backoff_minutes or any(m < 0 for m in self.backoff_minutes):
             raise ConfigError(f"{path}.backoff_minutes: a list of minutes, none negative")
+        if self.session_hours < 1 or self.sspr_decay_minutes < 1:
+            raise ConfigError(f"{path}: session_hours and sspr_decay_minutes at least 1")
+        from limits import parse_many
+
+        for key in ("address_limit", "device_limit", "account_limit"):
+            try:
+                parse_many(getattr(self, key))
+            except ValueError:
+                raise ConfigError(f"{path}.{key}: expected limits like '10 per 15 minutes', "
+                                  f"got {getattr(self, key)!r}") from None
         if "en" not in self.languages:
             raise ConfigError(f"{path}.languages: must include en")
 

@@ -68,6 +68,13 @@ class PolicyViolation(MimsError):
     code = "policy"
 
 
+class Conflict(MimsError):
+    """Someone else changed the entry first (an assertion failed, or it already exists)."""
+
+    exit_code = ExitCode.ROW_ERRORS
+    code = "conflict"
+
+
 class AccessDenied(MimsError):
     """slapd's ACLs refused the operation for the identity we were bound as."""
 

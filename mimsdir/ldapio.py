@@ -19,12 +19,14 @@ from ldap.controls import (
     RequestControlTuples,
     SimplePagedResultsControl,
 )
+from ldap.controls.libldap import AssertionControl
 from ldap.controls.ppolicy import PasswordPolicyControl
 from ldap.controls.simple import ProxyAuthzControl, RelaxRulesControl
 
 from mimsdir.errors import (
     AccessDenied,
     ConfigError,
+    Conflict,
     DirectoryError,
     DirectoryUnavailable,
     MimsError,
@@ -121,6 +123,8 @@ def translate(exc: ldap.LDAPError, doing: str) -> MimsError:
         # The password policy said why: that beats the generic result code.
         err = PolicyViolation(f"{doing}: {PPOLICY_REASONS.get(pp.error, str(detail))}")
         err.ppolicy_error = pp.error  # type: ignore[attr-defined]
+        # The server's own words: slapd's quality check module puts a rule code first.
+        err.detail = str(detail)  # type: ignore[attr-defined]
         return err
     if isinstance(exc, ldap.INVALID_CREDENTIALS):
         # Our own identity (a service or admin password file) is wrong: a configuration
@@ -134,8 +138,12 @@ def translate(exc: ldap.LDAPError, doing: str) -> MimsError:
         return AccessDenied(f"{doing}: refused: sign in first")
     if isinstance(exc, ldap.NO_SUCH_OBJECT):
         return NotFound(f"{doing}: no such entry")
+    if isinstance(exc, ldap.ASSERTION_FAILED | ldap.ALREADY_EXISTS):
+        return Conflict(f"{doing}: the entry changed meanwhile")
     if isinstance(exc, ldap.CONSTRAINT_VIOLATION):
-        return PolicyViolation(f"{doing}: {detail}")
+        plain = PolicyViolation(f"{doing}: {detail}")
+        plain.detail = str(detail)  # type: ignore[attr-defined]
+        return plain
     if isinstance(exc, ldap.UNWILLING_TO_PERFORM):
         return DirectoryError(f"{doing}: the directory is unwilling ({detail})")
     return DirectoryError(f"{doing}: {exc.__class__.__name__} ({detail})")
@@ -266,13 +274,20 @@ class Conn:
         with attempting(doing):
             self.lo.add_ext_s(dn, list(attrs.items()), serverctrls=self._proxy or None)
 
-    def modify(self, dn: str, modlist: list[tuple[int, str, Any]], doing: str) -> None:
+    def modify(self, dn: str, modlist: list[tuple[int, str, Any]], doing: str,
+               assertion: str | None = None) -> None:
         """Modify; a change to ppolicy's ``pwdFailureTime`` (NO-USER-MODIFICATION in slapd
         2.5) goes with the Relax Rules control, which slapd honours for holders of
         ``manage`` on it (resetters, see schema/acl.in): an unlock must clear the failures,
-        or the next wrong password locks the student again."""
-        ctrls = [RelaxRulesControl()] if any(m[1].lower() in RELAX_ATTRS for m in modlist) \
-            else []
+        or the next wrong password locks the student again.
+
+        ``assertion`` (RFC 4528): the modify happens only if the entry still matches this
+        filter, else ``Conflict``: a counter read, then written, cannot lose a concurrent
+        increment."""
+        ctrls: list[Any] = [RelaxRulesControl()] if any(m[1].lower() in RELAX_ATTRS
+                                                         for m in modlist) else []
+        if assertion:
+            ctrls.append(AssertionControl(True, assertion))
         with attempting(doing):
             self.lo.modify_ext_s(dn, modlist, serverctrls=[*ctrls, *self._proxy] or None)
 

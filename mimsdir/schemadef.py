@@ -74,6 +74,19 @@ ATTRIBUTES: tuple[AttributeDef, ...] = (
                  BOOLEAN, "booleanMatch"),
     AttributeDef(13, "mimsSsprAsked", "<generalizedTime>$<qid>,<qid>: questions being asked",
                  IA5_STRING, "caseExactIA5Match"),
+    AttributeDef(14, "mimsSsprLastFailure", "the last failed SSPR attempt (for the decay)",
+                 GENERALIZED_TIME, "generalizedTimeMatch",
+                 ordering="generalizedTimeOrderingMatch"),
+    AttributeDef(15, "mimsSessionSubject", "DN of the person signed in by this session", DN,
+                 "distinguishedNameMatch"),
+    AttributeDef(16, "mimsSessionExpires", "the session or state ends at the latest then",
+                 GENERALIZED_TIME, "generalizedTimeMatch",
+                 ordering="generalizedTimeOrderingMatch"),
+    AttributeDef(17, "mimsSessionSeen", "the last request of the session (for the idle timeout)",
+                 GENERALIZED_TIME, "generalizedTimeMatch",
+                 ordering="generalizedTimeOrderingMatch"),
+    AttributeDef(18, "mimsSessionData", "the state of the session, JSON", DIRECTORY_STRING,
+                 "caseExactMatch"),
 )
 
 OBJECT_CLASSES: tuple[ObjectClassDef, ...] = (
@@ -82,12 +95,21 @@ OBJECT_CLASSES: tuple[ObjectClassDef, ...] = (
         must=("mimsSchoolCode", "mimsLevel", "mimsAccountStatus"),
         may=("mimsClass", "mimsFormTeacher", "mimsLeftAt", "mimsChallenge", "mimsChallengeOrigin",
              "mimsQnaMustChange", "mimsSsprFailures", "mimsSsprLockedUntil", "mimsSsprAsked",
-             "mimsCredentialPending"),
+             "mimsSsprLastFailure", "mimsCredentialPending"),
     ),
     ObjectClassDef(
         2, "mimsStaff", "a member of school staff (auxiliary to inetOrgPerson)",
         must=(),
         may=("mimsSchoolCode", "mimsClass", "mimsAccountStatus"),
+    ),
+    ObjectClassDef(
+        3, "mimsSession",
+        "portal state under ou=sessions: a signed-in session, or the SSPR back-off of a "
+        "login ID with no account",
+        must=("cn", "mimsSessionExpires"),
+        may=("mimsSessionSubject", "mimsSessionSeen", "mimsSessionData", "mimsSsprFailures",
+             "mimsSsprLockedUntil", "mimsSsprAsked", "mimsSsprLastFailure"),
+        kind="STRUCTURAL",
     ),
 )
 

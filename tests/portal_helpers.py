@@ -15,6 +15,8 @@ from mimsdir.challenge import ChallengeHasher, encode_challenge
 from mimsdir.config import Config
 from mimsdir.portal import create_app
 
+# What every failed sign-in says, whatever the reason (wrong, unknown, inactive, waiting).
+WRONG = "That did not work"
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 ANSWERS = {"first-soft-toy": "Blue Whale", "first-holiday": "Penang",
            "youngest-cousin": "Mei Mei"}

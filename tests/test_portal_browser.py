@@ -138,6 +138,7 @@ def test_p4_replaces_card_answers(page: Page, slapd, make, root, base_url) -> No
     check(page, "questions")
     picks = [("first-soft-toy", "Ollie Owl"), ("bedtime-story", "Tiny Moon"),
              ("baby-nickname", "Little Star")]
+    page.get_by_label("Your password").fill(s.password)
     for i, (qid, ans) in enumerate(picks):
         page.locator(f"#q{i}").select_option(qid)
         page.locator(f"#a{i}").fill(ans)

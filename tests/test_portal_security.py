@@ -5,12 +5,20 @@ from __future__ import annotations
 import logging
 import re
 import time
+from datetime import UTC, datetime, timedelta
 
 import ldap
 import pytest
 
-from mimsdir.ldapio import Conn
-from tests.portal_helpers import Browserish, make_app, text
+from mimsdir.gtime import format_gtime
+from mimsdir.ldapio import Conn, filter_eq
+from tests.portal_helpers import WRONG, Browserish, make_app, text
+
+
+def session_dns(root, dns, subject: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """The stored sessions of a person."""
+    return [dn for dn, _ in root.search(dns.sessions, ldap.SCOPE_ONELEVEL,
+                                        filter_eq("mimsSessionSubject", subject), ["1.1"], "t")]
 
 
 @pytest.fixture
@@ -70,17 +78,20 @@ def test_session_rotated_at_sign_in_and_old_cookie_is_worthless(app, make) -> No
     assert r.status_code == 302 and r.headers["Location"].endswith("/login")
 
 
-def test_idle_timeout(app, make) -> None:  # type: ignore[no-untyped-def]
+def test_idle_timeout(app, make, root, dns) -> None:  # type: ignore[no-untyped-def]
     s = make.student(level="P3")
     web = Browserish(app.test_client())
     web.login(s.mail, s.password)
     assert web.get("/home").status_code == 200
-    with web.c.session_transaction() as sess:  # last seen 16 minutes ago (timeout: 15)
-        sess["seen"] = time.time() - 16 * 60
+    (dn,) = session_dns(root, dns, s.dn)
+    # Last seen 16 minutes ago (timeout: 15): the server's record says so, not the cookie.
+    root.modify(dn, [(ldap.MOD_REPLACE, "mimsSessionSeen",
+                      [format_gtime(datetime.now(UTC) - timedelta(minutes=16)).encode()])], "t")
     r = web.get("/home")
     assert r.status_code == 302 and r.headers["Location"].endswith("/login")
     assert "away for a while" in text(web.get("/login"))
     assert web.get("/home").status_code == 302
+    assert session_dns(root, dns, s.dn) == []
 
 
 @pytest.mark.parametrize("evil", ["*", "*)(mail=*", "*)(|(objectClass=*", "\\2a", "a*@x",
@@ -88,7 +99,7 @@ def test_idle_timeout(app, make) -> None:  # type: ignore[no-untyped-def]
 def test_filter_injection_finds_nobody(web, make, evil) -> None:  # type: ignore[no-untyped-def]
     make.student(level="P3")
     r = web.login(evil, "whatever")
-    assert r.status_code == 200 and "not right" in text(r)
+    assert r.status_code == 200 and WRONG in text(r)
     web.get("/forgot")
     web.post("/forgot", {"login_id": evil})
     r = web.get("/forgot/questions")
@@ -140,7 +151,8 @@ def test_no_secret_in_logs_or_later_pages(app, make, root, caplog) -> None:  # t
     web.get("/questions")
     r = web.post("/questions", {"q0": "first-soft-toy", "a0": "Purple Elephant",
                                 "q1": "first-holiday", "a1": "Sentosa Island",
-                                "q2": "youngest-cousin", "a2": "Baby Ahmad"})
+                                "q2": "youngest-cousin", "a2": "Baby Ahmad",
+                                "current": "Kid-chosen-555"})
     assert r.status_code == 302
     pages = text(web.get("/home")) + text(web.get("/questions"))
     logs = caplog.text
@@ -155,7 +167,7 @@ def test_error_page_has_a_reference_and_the_log_the_detail(app, web, monkeypatch
     def boom(self, login_id):  # type: ignore[no-untyped-def]
         raise RuntimeError("synthetic failure")
 
-    monkeypatch.setattr(portal_directory.PortalDirectory, "find_student", boom)
+    monkeypatch.setattr(portal_directory.PortalDirectory, "find_person", boom)
     app.config["PROPAGATE_EXCEPTIONS"] = False
     app.testing = False
     r = web.login("a@b.sg", "Secret-typed-1")
@@ -206,6 +218,6 @@ def test_open_redirect_refused(web) -> None:  # type: ignore[no-untyped-def]
 def test_disabled_student_cannot_sign_in(web, make, root) -> None:  # type: ignore[no-untyped-def]
     s = make.student(level="P5")
     root.modify(s.dn, [(ldap.MOD_REPLACE, "mimsAccountStatus", [b"left"])], "left")
-    assert "not right" in text(web.login(s.mail, s.password))
+    assert WRONG in text(web.login(s.mail, s.password))
     with Conn(web.c.application.config["MIMS"].ldap.uri) as c:
         assert not c.bind_ppolicy(s.dn, s.password).ok

@@ -20,6 +20,7 @@ import ldap
 
 from mimsdir.config import Config
 from mimsdir.directory.slapdconf import (
+    OUS,
     SERVICES,
     Dns,
     policies,
@@ -208,6 +209,13 @@ def ensure_policies(cfg: Config) -> list[str]:
             # A joining provider still waits for its first copy from the peers: adding
             # entries here would make conflicting twins of the peers' ones.
             return changed
+        for ou in OUS:
+            ou_dn = f"ou={ou},{dns.base}"
+            if not replicated and c.get(ou_dn, ["1.1"], f"looking for ou={ou}") is None:
+                # A directory made before this subtree existed (an upgrade).
+                c.add(ou_dn, {"objectClass": [b"organizationalUnit"], "ou": [ou.encode()]},
+                      f"adding ou={ou}")
+                changed.append(f"ou={ou}")
         for name in SERVICES:
             dn = dns.service(name)
             if not replicated and c.get(dn, ["1.1"], f"looking for the {name} service") is None:

@@ -16,6 +16,7 @@ from mimsdir.config import Config, PolicyConfig
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schema"
 
 SERVICES = ("sync", "sspr", "device", "replicator")
+OUS = ("students", "staff", "groups", "services", "policies", "sessions")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,12 @@ class Dns:
     @property
     def policies(self) -> str:
         return f"ou=policies,{self.base}"
+
+    @property
+    def sessions(self) -> str:
+        """The portal's sessions and per-login-ID SSPR state: replicated like everything
+        else, so every portal instance near every replica sees the same ones."""
+        return f"ou=sessions,{self.base}"
 
     @property
     def admins(self) -> str:
@@ -230,7 +237,7 @@ def render_tree(cfg: Config, service_passwords: dict[str, str]) -> str:
     """
     dns = Dns(cfg.ldap.base_dn)
     entries = [_base_entry(dns.base)]
-    for ou in ("students", "staff", "groups", "services", "policies"):
+    for ou in OUS:
         entries.append(f"dn: ou={ou},{dns.base}\nobjectClass: organizationalUnit\nou: {ou}")
     for name, attrs in policies(cfg).items():
         entries.append(_ldif(dns.policy(name), attrs))

@@ -13,12 +13,13 @@ from mimsdir.config import Config
 
 
 def create_app(cfg: Config, *, testing: bool = False) -> Flask:
-    from mimsdir.portal import i18n, metrics, security
+    from mimsdir.portal import events, i18n, metrics, security
     from mimsdir.portal.views import account, auth, forgot, ops, teacher
 
     app = Flask(__name__)
     app.config["MIMS"] = cfg
     app.config["TESTING"] = testing
+    events.init(app, cfg)
     security.init(app, cfg)
     i18n.init(app, cfg)
     metrics.init(app)
@@ -27,5 +28,11 @@ def create_app(cfg: Config, *, testing: bool = False) -> Flask:
     from mimsdir.portal.views.notices import notice_message
 
     app.add_template_global(notice_message)
-    security.limit_posts(app, cfg)
+
+    @app.context_processor
+    def person_in_templates() -> dict[str, object]:
+        from mimsdir.portal.sessions import who
+
+        return {"signed_in_person": who()}
+
     return app

@@ -8,25 +8,37 @@ as the teacher (``Conn.act_as``), so slapd applies the teacher's ACLs.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import ldap
 
 from mimsdir.config import Config
 from mimsdir.connect import service_conn
 from mimsdir.directory.slapdconf import Dns
-from mimsdir.errors import AccessDenied, MimsError
-from mimsdir.gtime import format_gtime
+from mimsdir.errors import AccessDenied, Conflict, MimsError, NotFound
+from mimsdir.gtime import format_gtime, parse_gtime
 from mimsdir.ldapio import BindOutcome, Conn, filter_eq, first, values
-from mimsdir.staff.credentials import after_reset_modlist, unlock_modlist
+from mimsdir.portal.sessions import Record, Subject
+from mimsdir.portal.sspr import Asked, Attempts, Reservation
+from mimsdir.session_records import end_sessions
+from mimsdir.staff.credentials import after_reset_modlist, sspr_clear_modlist, unlock_modlist
 from mimsdir.staff.lookup import Lockouts
 from mimsdir.staff.model import STUDENT_ATTRS, StudentRecord, parse_student
 
-STAFF_ATTRS = ("uid", "mail", "cn", "mimsSchoolCode", "mimsClass")
+STAFF_ATTRS = ("uid", "mail", "cn", "mimsSchoolCode", "mimsClass", "mimsAccountStatus",
+               "pwdChangedTime")
+PERSON_ATTRS = tuple(dict.fromkeys((*STUDENT_ATTRS, *STAFF_ATTRS)))
+SESSION_ATTRS = ("mimsSessionSubject", "mimsSessionExpires", "mimsSessionSeen",
+                 "mimsSessionData")
+SSPR_ATTRS = ("mimsSsprFailures", "mimsSsprLockedUntil", "mimsSsprLastFailure",
+              "mimsSsprAsked")
+# How long the SSPR state of a login ID with no account is kept after its last write.
+GHOST_STATE_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,27 @@ class Staff:
     uid: str
     name: str
     login_id: str
+    active: bool = True
+    pw_changed: str | None = None
+
+
+@dataclass(frozen=True)
+class Person:
+    """Whoever a login ID names: a student, a member of staff, or nobody."""
+
+    student: StudentRecord | None = None
+    staff: Staff | None = None
+    pw_changed: str | None = None
+
+    @property
+    def dn(self) -> str | None:
+        return self.student.dn if self.student else self.staff.dn if self.staff else None
+
+    @property
+    def active(self) -> bool:
+        if self.student is not None:
+            return self.student.active
+        return self.staff is not None and self.staff.active
 
 
 class ServicePool:
@@ -102,6 +135,12 @@ class PortalDirectory:
                 self._svc.close()
             self._svc = None
 
+    @property
+    def decoy_dn(self) -> str:
+        """Bound to when a login ID has no usable account: a real argon2 check and a real
+        failure record, like a wrong password of a real student (see schema/acl.in)."""
+        return self.dns.service("decoy")
+
     def healthy(self) -> bool:
         try:
             return bool(self.svc.whoami())
@@ -109,6 +148,36 @@ class PortalDirectory:
             return False
 
     # -- people ----------------------------------------------------------------------------
+    def find_person(self, login_id: str) -> Person:
+        """One search whoever the login ID names (student, staff or nobody): the same
+        directory work on every path, so the time taken does not say which."""
+        started = time.perf_counter()
+        res = self.svc.search(self.dns.base, ldap.SCOPE_SUBTREE, filter_eq("mail", login_id),
+                              list(PERSON_ATTRS), "looking up a login ID")
+        self._timed(started)
+        if len(res) != 1:
+            return Person()
+        dn, a = res[0]
+        parent = dn.split(",", 1)[1].lower() if "," in dn else ""
+        pw_changed = first(a, "pwdChangedTime")
+        if parent == self.dns.students.lower():
+            return Person(student=parse_student(dn, a), pw_changed=pw_changed)
+        if parent.endswith(self.dns.staff.lower()):
+            status = (first(a, "mimsAccountStatus") or "active").lower()
+            return Person(staff=Staff(dn, first(a, "uid") or "", first(a, "cn") or "",
+                                      first(a, "mail") or "", status == "active", pw_changed),
+                          pw_changed=pw_changed)
+        return Person()
+
+    def subject(self, dn: str) -> Subject | None:
+        """Is this person still active, and when did their password last change?"""
+        attrs = self.svc.get(dn, ["mimsAccountStatus", "pwdChangedTime"],
+                             "checking a signed-in person")
+        if attrs is None:
+            return None
+        status = (first(attrs, "mimsAccountStatus") or "active").lower()
+        return Subject(active=status == "active", pw_changed=first(attrs, "pwdChangedTime"))
+
     def find_student(self, login_id: str) -> StudentRecord | None:
         started = time.perf_counter()
         res = self.svc.search(self.dns.students, ldap.SCOPE_ONELEVEL,
@@ -154,19 +223,140 @@ class PortalDirectory:
         self.svc.modify(dn, [(ldap.MOD_REPLACE, "pwdReset", []), *unlock_modlist()],
                         "clearing must-change and lockouts after SSPR")
 
-    def record_sspr_failure(self, dn: str, failures: int, locked_until: datetime) -> None:
-        self.svc.modify(dn, [
-            (ldap.MOD_REPLACE, "mimsSsprFailures", [str(failures).encode()]),
-            (ldap.MOD_REPLACE, "mimsSsprLockedUntil", [format_gtime(locked_until).encode()]),
-        ], "recording a failed SSPR attempt")
+    def ghost_dn(self, key: str) -> str:
+        """The SSPR state entry of a login ID with no usable account (``key``: its keyed
+        hash, see ``sspr.login_key``)."""
+        return f"cn=sspr-{key},{self.dns.sessions}"
 
-    def set_asked(self, dn: str, value: str | None) -> None:
-        self.svc.modify(dn, [(ldap.MOD_REPLACE, "mimsSsprAsked",
-                              [value.encode()] if value else [])], "recording SSPR questions")
+    def sspr_state(self, dn: str) -> Attempts:
+        """The back-off state of a student, or of a login ID's state entry (absent: none)."""
+        attrs = self.svc.get(dn, list(SSPR_ATTRS), "reading the SSPR back-off") or {}
+        raw = first(attrs, "mimsSsprFailures")
+        return Attempts(
+            failures=int(raw) if raw and raw.lstrip("-").isdigit() else 0,
+            locked_until=parse_gtime(first(attrs, "mimsSsprLockedUntil")),
+            last_failure=parse_gtime(first(attrs, "mimsSsprLastFailure")),
+            asked=Asked.decode(first(attrs, "mimsSsprAsked")),
+        )
 
-    def asked_value(self, dn: str) -> str | None:
-        attrs = self.svc.get(dn, ["mimsSsprAsked"], "reading SSPR questions") or {}
-        return first(attrs, "mimsSsprAsked")
+    def _sspr_write(self, dn: str, ghost: bool, mods: list[tuple[int, str, list[bytes]]],
+                    doing: str, assertion: str | None = None) -> None:
+        """Write a student's SSPR attributes, or a login ID's state entry (made on its first
+        write, and kept ``GHOST_STATE_DAYS`` after its last)."""
+        if not ghost:
+            self.svc.modify(dn, mods, doing, assertion=assertion)
+            return
+        expires = format_gtime(now() + timedelta(days=GHOST_STATE_DAYS)).encode()
+        mods = [*mods, (ldap.MOD_REPLACE, "mimsSessionExpires", [expires])]
+        try:
+            self.svc.modify(dn, mods, doing, assertion=assertion)
+        except NotFound:
+            if assertion and not assertion.startswith("(!("):
+                raise Conflict(f"{doing}: the state went away meanwhile") from None
+            attrs = {"objectClass": [b"mimsSession"], "cn": [dn.split(",", 1)[0][3:].encode()]}
+            for _op, name, vals in mods:
+                if vals:
+                    attrs[name] = vals
+            self.svc.add(dn, attrs, doing)
+
+    def sspr_reserve(self, dn: str, ghost: bool, r: Reservation) -> None:
+        """Count an attempt before its answers are checked. Raises ``Conflict`` when
+        another attempt counted first (the count is asserted, so none is lost)."""
+        assertion = (f"(mimsSsprFailures={r.expect})" if r.expect is not None
+                     else "(!(mimsSsprFailures=*))")
+        self._sspr_write(dn, ghost, [
+            (ldap.MOD_REPLACE, "mimsSsprFailures", [str(r.failures).encode()]),
+            (ldap.MOD_REPLACE, "mimsSsprLockedUntil", [format_gtime(r.locked_until).encode()]),
+            (ldap.MOD_REPLACE, "mimsSsprLastFailure", [format_gtime(r.at).encode()]),
+        ], "counting an SSPR attempt", assertion=assertion)
+
+    def sspr_passed(self, dn: str) -> None:
+        """The answers were right: the attempt was no failure after all. The questions stay
+        until the password is reset."""
+        self.svc.modify(dn, [m for m in sspr_clear_modlist() if m[1] != "mimsSsprAsked"],
+                        "clearing the SSPR back-off")
+
+    def set_asked(self, dn: str, ghost: bool, asked: Asked) -> None:
+        self._sspr_write(dn, ghost, [(ldap.MOD_REPLACE, "mimsSsprAsked",
+                                      [asked.encode().encode()])], "recording SSPR questions")
+
+    # -- sessions ----------------------------------------------------------------------------
+    def _session_dn(self, key: str) -> str:
+        return f"cn={key},{self.dns.sessions}"
+
+    def session_load(self, key: str) -> Record | None:
+        attrs = self.svc.get(self._session_dn(key), list(SESSION_ATTRS), "reading a session")
+        if attrs is None:
+            return None
+        expires = parse_gtime(first(attrs, "mimsSessionExpires"))
+        seen = parse_gtime(first(attrs, "mimsSessionSeen")) or expires
+        if expires is None or seen is None:
+            return None
+        text = first(attrs, "mimsSessionData") or ""
+        return Record(key=key, subject=first(attrs, "mimsSessionSubject"), expires=expires,
+                      seen=seen, data=Record.decode_data(text), stored=True, text=text)
+
+    def session_save(self, rec: Record) -> None:
+        text = rec.encode_data()
+        values_ = {
+            "mimsSessionExpires": [format_gtime(rec.expires).encode()],
+            "mimsSessionSeen": [format_gtime(rec.seen).encode()],
+            "mimsSessionData": [text.encode()],
+        }
+        if rec.stored:
+            self.svc.modify(self._session_dn(rec.key),
+                            [(ldap.MOD_REPLACE, k, v) for k, v in values_.items()],
+                            "saving a session")
+        else:
+            attrs = {"objectClass": [b"mimsSession"], "cn": [rec.key.encode()], **values_}
+            if rec.subject:
+                attrs["mimsSessionSubject"] = [rec.subject.encode()]
+            self.svc.add(self._session_dn(rec.key), attrs, "starting a session")
+            rec.stored = True
+        rec.dirty = False
+        rec.text = text
+
+    def session_claim(self, rec: Record | None, name: str) -> bool:
+        """Take ``name`` out of the stored session, once: the write asserts that the stored
+        data is still what this request read, so of two requests racing with one session
+        (a copied cookie, a second tab) only one gets it."""
+        if rec is None or not rec.stored or name not in rec.data:
+            return False
+        data = {k: v for k, v in rec.data.items() if k != name}
+        text = Record(rec.key, rec.subject, rec.expires, rec.seen, data).encode_data()
+        try:
+            self.svc.modify(self._session_dn(rec.key),
+                            [(ldap.MOD_REPLACE, "mimsSessionData", [text.encode()])],
+                            "using up a session's state",
+                            assertion=filter_eq("mimsSessionData", rec.text))
+        except (Conflict, NotFound):
+            return False
+        rec.data, rec.text, rec.dirty = data, text, False
+        return True
+
+    def session_touch(self, rec: Record) -> None:
+        self.svc.modify(self._session_dn(rec.key), [
+            (ldap.MOD_REPLACE, "mimsSessionSeen", [format_gtime(rec.seen).encode()])],
+            "noting a session's activity")
+
+    def session_delete(self, key: str) -> None:
+        with contextlib.suppress(NotFound):
+            self.svc.delete(self._session_dn(key), "ending a session")
+
+    def end_sessions(self, subject_dn: str, keep: str | None = None) -> int:
+        """End every session of a person (but ``keep``): on every instance at once."""
+        return end_sessions(self.svc, self.dns.sessions, subject_dn, keep)
+
+    def purge_sessions(self, at: datetime) -> int:
+        """Delete sessions and SSPR states past their end (any instance may do it)."""
+        res = self.svc.search(self.dns.sessions, ldap.SCOPE_ONELEVEL,
+                              f"(&(objectClass=mimsSession)"
+                              f"(mimsSessionExpires<={format_gtime(at)}))", ["1.1"],
+                              "finding ended sessions")
+        for dn, _attrs in res:
+            with contextlib.suppress(NotFound):
+                self.svc.delete(dn, "deleting an ended session")
+        return len(res)
 
     def challenge_values(self, dn: str) -> list[str]:
         attrs = self.svc.get(dn, ["mimsChallenge"], "reading challenge answers") or {}

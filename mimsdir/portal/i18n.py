@@ -40,8 +40,7 @@ def init(app: Flask, cfg: Config) -> None:
     def switch_language(code: str):  # type: ignore[no-untyped-def]
         if code in languages:
             session["lang"] = code
-        target = request.args.get("next", "")
+        from mimsdir.portal.views.common import safe_next
+
         # Only a path on this site: never an open redirect.
-        if not target.startswith("/") or target.startswith("//") or "\\" in target:
-            target = url_for("auth.start")
-        return redirect(target)
+        return redirect(safe_next(request.args.get("next"), url_for("auth.start")))

@@ -1,13 +1,14 @@
 """Sessions, CSRF, headers, rate limits and error pages: the portal's security, in one place.
 
-- Session cookie: HttpOnly, SameSite=Strict, Secure behind TLS (``portal.secure_cookies``);
-  cleared and rebuilt at sign-in (a new cookie, so a planted one is worth nothing); an idle
-  timeout checked on every request, not only by the cookie's expiry.
+- Sessions are server-side (``sessions.py``): the cookie is a browser-session cookie
+  (HttpOnly, SameSite=Strict, Secure behind TLS) carrying a random token, the CSRF token and
+  the language, nothing personal. Every request loads the record from the directory and ends
+  it when it is too old, idle, or its person changed password or is no longer active.
 - CSRF: Flask-WTF's token on every form.
 - Headers: a Content-Security-Policy with no inline script or style, frame-ancestors none,
   nosniff, no referrer, and no-store on every page (any page may carry a secret).
-- Rate limits per client address on every form post (Flask-Limiter); the per-student SSPR
-  back-off lives in the directory.
+- Budgets (``throttle.py``): one per client across every form post; failures per login ID
+  in the views. The per-student SSPR back-off lives in the directory.
 - Errors: a friendly page with a reference number; the detail goes to the log only.
 """
 
@@ -18,20 +19,20 @@ import os
 import secrets
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flask import Flask, Response, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mimsdir.config import Config
 from mimsdir.errors import DirectoryUnavailable, MimsError
+from mimsdir.portal import sessions
+from mimsdir.portal.throttle import DEVICE_COOKIE, Device, Throttle
 
 log = logging.getLogger("mimsdir.portal")
 
@@ -68,10 +69,6 @@ def init(app: Flask, cfg: Config) -> None:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
         SESSION_COOKIE_SECURE=p.secure_cookies,
-        # The cookie outlives the idle timeout so the server, which checks the signed "seen"
-        # time on every request, can say "you were signed out" instead of silently
-        # forgetting; a school day is the hard limit.
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
         WTF_CSRF_TIME_LIMIT=None,  # bound to the session, which itself times out
         MAX_CONTENT_LENGTH=64 * 1024,
     )
@@ -79,29 +76,71 @@ def init(app: Flask, cfg: Config) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=p.trusted_proxies,  # type: ignore[method-assign]
                                 x_proto=p.trusted_proxies)
     csrf.init_app(app)
-    # One limiter per app: its counters and decorated routes belong to this app only.
-    app.extensions["mims_limiter"] = Limiter(get_remote_address, app=app, default_limits=[],
-                                             storage_uri=p.rate_limit_storage,
-                                             headers_enabled=False)
-
-    idle = p.idle_timeout_minutes * 60
+    app.extensions["mims_throttle"] = Throttle(app.secret_key, p.rate_limit_storage,
+                                               p.address_limit, p.device_limit,
+                                               p.account_limit)
+    idle = timedelta(minutes=p.idle_timeout_minutes)
 
     @app.before_request
-    def idle_timeout() -> ResponseReturnValue | None:
-        session.permanent = True
-        now = time.time()
-        seen = session.get("seen")
-        if "who" in session and seen is not None and now - float(seen) > idle:
-            lang = session.get("lang")
-            session.clear()
-            if lang:
-                session["lang"] = lang
-            session["notice"] = "timeout"
-            if request.endpoint not in ("auth.login", "static"):
+    def load_session() -> ResponseReturnValue | None:
+        """The server-side record behind the cookie, or none; an ended one is deleted and
+        the person sent to sign in again."""
+        if request.endpoint in _STATELESS:
+            return None
+        from mimsdir.portal.views.common import directory
+
+        token = session.get("sid")
+        if not isinstance(token, str) or not token:
+            return None
+        d = directory()
+        rec = d.session_load(sessions.token_key(token))
+        at = _now()
+        why: str | None = "expired" if rec is None else None
+        if rec is not None:
+            subject = d.subject(rec.subject) if rec.subject else None
+            why = sessions.verdict(rec, at, idle, subject)
+        if why is None and rec is not None:
+            g.mims_session = rec
+            if rec.subject and at - rec.seen >= sessions.TOUCH_EVERY:
+                rec.seen = at
+                d.session_touch(rec)
+            return None
+        if rec is not None:
+            d.session_delete(rec.key)
+        had_person = rec is None or rec.subject is not None
+        sessions.keep_cookie_only("lang")
+        if had_person:
+            session["notice"] = "timeout" if why in ("idle", "expired") else "ended"
+            if request.endpoint not in ("auth.login", "auth.start"):
                 return redirect(url_for("auth.login"))
-        if request.endpoint != "static":
-            session["seen"] = now
         return None
+
+    @app.before_request
+    def form_budget() -> ResponseReturnValue | None:
+        """One budget per client across every form post."""
+        if request.method != "POST" or request.endpoint in _STATELESS:
+            return None
+        throttle: Throttle = app.extensions["mims_throttle"]
+        if throttle.form_post(request.remote_addr or "-", device()):
+            return None
+        from mimsdir.portal import events
+
+        events.security("throttled", scope="client", path=request.path)
+        return too_many(None)
+
+    @app.after_request
+    def save_session(resp: Response) -> Response:
+        rec = sessions.current()
+        if rec is not None and rec.dirty:
+            from mimsdir.portal.views.common import directory
+
+            if not rec.key:
+                token = sessions.new_token()
+                rec.key = sessions.token_key(token)
+                session["sid"] = token
+            directory().session_save(rec)
+        _purge_now_and_then(app)
+        return resp
 
     @app.after_request
     def headers(resp: Response) -> Response:
@@ -125,7 +164,7 @@ def init(app: Flask, cfg: Config) -> None:
                                text=_("Please go back, reload the page and try again.")), 400
 
     @app.errorhandler(429)
-    def too_many(exc: HTTPException) -> tuple[str, int]:
+    def too_many(exc: HTTPException | None) -> tuple[str, int]:
         return render_template("message.html", title=_("Too many tries"),
                                text=_("Too many tries from this computer. Please wait a "
                                       "minute and try again.")), 429
@@ -163,11 +202,47 @@ def _reference() -> str:
     return ref
 
 
-def limit_posts(app: Flask, cfg: Config) -> None:
-    """Every form post, per client address: loose enough for a class behind one NAT."""
-    limiter: Limiter = app.extensions["mims_limiter"]
-    for name, view in list(app.view_functions.items()):
-        if name == "static" or name.startswith("ops."):
-            continue
-        app.view_functions[name] = limiter.limit(cfg.portal.address_limit,  # type: ignore[assignment]
-                                                 methods=["POST"])(view)
+# Endpoints that need no session: static files and the operators' probes.
+_STATELESS = frozenset({"static", "ops.healthz", "ops.prometheus"})
+PURGE_EVERY = 300.0
+
+
+def device() -> Device | None:
+    """This browser's device cookie, if it carries a valid one (see ``throttle.py``)."""
+    if "mims_device" not in g:
+        throttle: Throttle = _app().extensions["mims_throttle"]
+        g.mims_device = throttle.read_device(request.cookies.get(DEVICE_COOKIE))
+    return g.mims_device  # type: ignore[no-any-return]
+
+
+def remember_device(resp: Response, login_id: str, cfg: Config) -> None:
+    """After a successful sign-in: this browser is now familiar for this login ID."""
+    throttle: Throttle = _app().extensions["mims_throttle"]
+    dev = (device() or throttle.new_device()).with_account(throttle.account(login_id))
+    resp.set_cookie(DEVICE_COOKIE, throttle.write_device(dev), max_age=180 * 86400,
+                    secure=cfg.portal.secure_cookies, httponly=True, samesite="Strict")
+
+
+def _app() -> Flask:
+    from flask import current_app
+
+    return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _purge_now_and_then(app: Flask) -> None:
+    """Delete ended sessions and SSPR states, at most every few minutes per instance."""
+    last = app.extensions.get("mims_purged", 0.0)
+    now = time.monotonic()
+    if now - last < PURGE_EVERY:
+        return
+    app.extensions["mims_purged"] = now
+    from mimsdir.portal.views.common import directory
+
+    try:
+        directory().purge_sessions(_now())
+    except MimsError as exc:
+        log.warning("purging ended sessions failed: %s", exc)

@@ -1,13 +1,18 @@
 """Self-service password reset rules, pure: which questions to ask, how long to back off.
 
 Why the rules are shaped so:
-- The questions asked stay the same for a student until they succeed or the back-off window
-  ends: refreshing the page must not let anyone shop for easier questions. They are kept in
-  the directory (``mimsSsprAsked``), so several portal instances agree.
-- Back-off grows (1, 5, 15, 60 minutes by default) rather than locking for a day: a
-  classmate must not be able to lock a child out of their account on purpose.
-- An unknown login ID gets the same pages, the same argon2 work and a back-off that grows
-  the same way (kept in memory), so the portal does not tell who has an account.
+- The questions asked stay the same for a login ID until a reset succeeds: refreshing the
+  page, waiting an hour or switching portal instance must not let anyone shop for easier
+  questions. They are kept in the directory (``mimsSsprAsked``).
+- Every attempt is counted *before* the answers are checked, with a write that only succeeds
+  if nobody else counted in between (an LDAP assertion on the count): 24 attempts sent at
+  once get one answer check, not 24.
+- Back-off grows (1, 5, 15, 60 minutes by default) rather than locking for a day, and the
+  count decays (one failure forgiven per ``decay`` without failures): a classmate must not be
+  able to keep a child out of SSPR until a teacher steps in.
+- A login ID with no usable account has the same state in the directory (an entry under
+  ``ou=sessions`` named by a keyed hash of the login ID), so every instance agrees and the
+  pages, writes and waits are the same as for a real student.
 """
 
 from __future__ import annotations
@@ -15,8 +20,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,6 +45,31 @@ class Asked:
         return cls(at, qids) if at and qids else None
 
 
+@dataclass(frozen=True)
+class Attempts:
+    """The SSPR back-off state of one login ID, as stored (a student's entry, or the state
+    entry of a login ID with no usable account)."""
+
+    failures: int = 0
+    locked_until: datetime | None = None
+    last_failure: datetime | None = None
+    asked: Asked | None = None
+
+    def waiting(self, now: datetime) -> bool:
+        return self.locked_until is not None and self.locked_until > now
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What to write before the answers are checked: the attempt already counted as a
+    failure. ``expect`` is the stored count the write asserts (None: no count stored)."""
+
+    expect: int | None
+    failures: int
+    locked_until: datetime
+    at: datetime
+
+
 def backoff(failures: int, minutes: Sequence[int]) -> timedelta:
     """The wait after the ``failures``-th failure in a row (1-based)."""
     if failures <= 0:
@@ -49,16 +77,32 @@ def backoff(failures: int, minutes: Sequence[int]) -> timedelta:
     return timedelta(minutes=minutes[min(failures, len(minutes)) - 1])
 
 
-def keep_asking(asked: Asked | None, registered: Sequence[str], ask_count: int, now: datetime,
-                locked_until: datetime | None, window: timedelta) -> bool:
-    """Reuse the questions already asked while they are still valid for this student."""
+def decayed(failures: int, last_failure: datetime | None, now: datetime,
+            decay: timedelta) -> int:
+    """The count after forgiving one failure per ``decay`` since the last one."""
+    if failures <= 0:
+        return 0
+    if last_failure is None or decay <= timedelta(0):
+        return failures
+    quiet = now - last_failure
+    if quiet <= timedelta(0):
+        return failures
+    return max(0, failures - int(quiet / decay))
+
+
+def reserve(state: Attempts, now: datetime, minutes: Sequence[int],
+            decay: timedelta) -> Reservation:
+    """Count this attempt as a failure up front; a right answer clears it afterwards."""
+    count = decayed(state.failures, state.last_failure, now, decay) + 1
+    return Reservation(expect=state.failures if state.failures else None, failures=count,
+                       locked_until=now + backoff(count, minutes), at=now)
+
+
+def keep_asking(asked: Asked | None, registered: Sequence[str], ask_count: int) -> bool:
+    """Reuse the questions already asked while they are still the student's questions."""
     if asked is None or len(asked.qids) != ask_count:
         return False
-    if any(q not in registered for q in asked.qids):
-        return False  # the student changed their questions since
-    if locked_until is not None and locked_until > now:
-        return True
-    return now - asked.at < window
+    return all(q in registered for q in asked.qids)
 
 
 def draw(registered: Sequence[str], ask_count: int) -> tuple[str, ...]:
@@ -66,37 +110,20 @@ def draw(registered: Sequence[str], ask_count: int) -> tuple[str, ...]:
     return tuple(rng.sample(list(registered), ask_count))
 
 
+def login_key(key: bytes, login_id: str) -> str:
+    """A keyed hash of a login ID: names its state entry without writing the login ID (or
+    whether it exists) into the directory."""
+    return hmac.new(key, b"sspr\0" + login_id.strip().lower().encode(),
+                    hashlib.sha256).hexdigest()[:40]
+
+
 def ghost_questions(key: bytes, login_id: str, catalogue: Sequence[str],
-                    ask_count: int) -> tuple[str, ...]:
-    """Questions for a login ID with no usable account: stable for that login ID (so a
-    refresh shows the same ones, as for a real student) but unpredictable without the key."""
+                    register_count: int) -> tuple[str, ...]:
+    """The questions a login ID with no usable account "registered": stable for that login
+    ID, unpredictable without the key. The ones asked are drawn from them like a student's."""
     digest = hmac.new(key, login_id.strip().lower().encode(), hashlib.sha256).digest()
     pool = list(catalogue)
     out: list[str] = []
-    for i in range(min(ask_count, len(pool))):
+    for i in range(min(register_count, len(pool))):
         out.append(pool.pop(digest[i] % len(pool)))
     return tuple(out)
-
-
-class Ghosts:
-    """Back-off state for login IDs that have no account, so their back-off grows like a
-    real one. In memory, bounded; an attacker who restarts nothing learns nothing."""
-
-    def __init__(self, capacity: int = 10_000) -> None:
-        self._lock = threading.Lock()
-        self._items: OrderedDict[str, tuple[int, datetime | None]] = OrderedDict()
-        self.capacity = capacity
-
-    def get(self, login_id: str) -> tuple[int, datetime | None]:
-        with self._lock:
-            return self._items.get(login_id.lower(), (0, None))
-
-    def fail(self, login_id: str, now: datetime, minutes: Sequence[int]) -> datetime:
-        with self._lock:
-            failures, _ = self._items.pop(login_id.lower(), (0, None))
-            failures += 1
-            until = now + backoff(failures, minutes)
-            self._items[login_id.lower()] = (failures, until)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
-            return until

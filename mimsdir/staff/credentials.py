@@ -29,9 +29,11 @@ from typing import Any
 import ldap
 
 from mimsdir.config import Config
-from mimsdir.errors import AccessDenied, DirectoryUnavailable, MimsError
+from mimsdir.directory.slapdconf import Dns
+from mimsdir.errors import AccessDenied, DirectoryUnavailable, MimsError, NotFound
 from mimsdir.ldapio import Conn
 from mimsdir.pdfs import SlipData, render_slips
+from mimsdir.session_records import end_sessions
 from mimsdir.staff.model import RowError, StudentRecord, sort_key
 from mimsdir.staff.secret_output import StagedSecretFile
 from mimsdir.wordlist import generate_default_password
@@ -58,6 +60,7 @@ def sspr_clear_modlist() -> Modlist:
     """The SSPR portal's back-off: failures, the lock, and the questions being asked."""
     return [(ldap.MOD_REPLACE, "mimsSsprFailures", []),
             (ldap.MOD_REPLACE, "mimsSsprLockedUntil", []),
+            (ldap.MOD_REPLACE, "mimsSsprLastFailure", []),
             (ldap.MOD_REPLACE, "mimsSsprAsked", [])]
 
 
@@ -171,9 +174,11 @@ def apply_steps(conn: Conn, students: Sequence[StudentRecord],
     return result
 
 
-def reset_one(conn: Conn, student: StudentRecord, password: str) -> bool:
+def reset_one(conn: Conn, student: StudentRecord, password: str,
+              sessions_dn: str | None = None) -> bool:
     """Steps 1-3 of a reset (module docstring). Raises MimsError; the message names the
-    student, never the password.
+    student, never the password. With ``sessions_dn``, the student's portal sessions end
+    too (whoever was signed in as them, perhaps with a copied cookie, is out).
 
     Returns whether the pending flag is tracked: a form teacher may reset their own
     students but not write ``mimsCredentialPending`` (design-notes §4), and the password
@@ -201,6 +206,10 @@ def reset_one(conn: Conn, student: StudentRecord, password: str) -> bool:
         # The password is set: it must still reach the student (slip or screen); the
         # caller reports this as a row error.
         raise PartialReset(str(exc), tracked) from None
+    if sessions_dn:
+        # Best effort: the portal also ends them when it sees the new pwdChangedTime.
+        with contextlib.suppress(DirectoryUnavailable, AccessDenied, NotFound):
+            end_sessions(conn, sessions_dn, dn)
     return tracked
 
 
@@ -245,7 +254,8 @@ def reset_batch(
         output.stage(render_slips([slip for _, slip in plans], SLIP_TITLE))
     for student, slip in plans:
         try:
-            if not reset_one(conn, student, slip.password):
+            if not reset_one(conn, student, slip.password,
+                             sessions_dn=Dns(cfg.ldap.base_dn).sessions):
                 result.untracked.add(student.dn)
         except PartialReset as exc:
             result.errors.append(RowError(student.uid, f"password reset, but {exc}"))

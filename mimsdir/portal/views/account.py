@@ -6,26 +6,29 @@ from __future__ import annotations
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
-from mimsdir.challenge import encode_challenge
+from mimsdir.challenge import decode_challenge, encode_challenge
 from mimsdir.errors import AccessDenied, PolicyViolation
 from mimsdir.ldapio import PP_IN_HISTORY, PP_INSUFFICIENT_QUALITY, PP_TOO_SHORT
-from mimsdir.portal import answers
+from mimsdir.portal import answers, events, sessions
 from mimsdir.portal.metrics import metrics
 from mimsdir.portal.views.common import (
     UPPER,
     cfg,
     directory,
-    fresh,
     hasher,
     log,
     next_gate,
+    password_changed_here,
     questions,
     signed_in,
     who,
 )
 
 bp = Blueprint("account", __name__)
-MAX_PASSWORD = 128
+# Longer is refused, never cut (slapd's check module refuses it too).
+MAX_NEW_PASSWORD = 64
+# What a current password field reads at most (no real password is longer).
+MAX_PASSWORD = 4096
 
 
 def min_length(level: str) -> int:
@@ -35,19 +38,46 @@ def min_length(level: str) -> int:
     return (p.upper_primary if level in UPPER else p.lower_primary).min_length
 
 
+def quality_message(rule: str) -> str | None:
+    """What slapd's check module refused (``mims:<rule>`` leads its message), in words a
+    child understands, in the page's language."""
+    messages = {
+        "common": _("That password is too easy to guess: many people use it. Please make up "
+                    "your own, for example two words you like and a number."),
+        "login": _("Your password cannot have your login ID or student ID in it."),
+        "name": _("Your password cannot have your name in it."),
+        "repeat": _("Your password cannot be the same letter or number again and again."),
+        "sequence": _("Your password cannot be a row of letters or numbers, like 12345678 or "
+                      "abcdefgh."),
+        "space": _("Your password needs letters or numbers, not only spaces."),
+        "long": _("Your new password is too long. Use at most %(n)d letters and numbers.",
+                  n=MAX_NEW_PASSWORD),
+    }
+    return messages.get(rule)
+
+
 def policy_message(exc: PolicyViolation, level: str) -> str:
+    detail = str(getattr(exc, "detail", "") or "")
+    if detail.startswith("mims:"):
+        known = quality_message(detail[5:].split(None, 1)[0].rstrip(":").strip())
+        if known:
+            return known
     code = getattr(exc, "ppolicy_error", None)
-    if code in (PP_TOO_SHORT, PP_INSUFFICIENT_QUALITY):
+    if code == PP_TOO_SHORT:
         return _("Your new password is too short. Use at least %(n)d letters and numbers.",
                  n=min_length(level))
     if code == PP_IN_HISTORY or "not being changed" in str(exc):
         return _("You have used this password before. Please choose a new one.")
+    if code == PP_INSUFFICIENT_QUALITY:
+        return _("That password is too easy to guess. Please choose another one.")
     return _("That password cannot be used. Please choose another one.")
 
 
 def new_password_problem(new: str, again: str, level: str) -> str | None:
     if new != again:
         return _("The two new passwords are not the same. Please type them again.")
+    if len(new) > MAX_NEW_PASSWORD:
+        return quality_message("long")
     if len(new) < min_length(level):
         return _("Your new password is too short. Use at least %(n)d letters and numbers.",
                  n=min_length(level))
@@ -68,13 +98,13 @@ def home():  # type: ignore[no-untyped-def]
 def password():  # type: ignore[no-untyped-def]
     person = who()
     assert person is not None
-    forced = session.get("gate") == "must_change"
+    forced = sessions.get("gate") == "must_change"
     rule = min_length(person["level"])
     if request.method == "GET":
         return render_template("password.html", forced=forced, min_length=rule)
     current = request.form.get("current", "")[:MAX_PASSWORD]
-    new = request.form.get("new", "")[:MAX_PASSWORD]
-    again = request.form.get("again", "")[:MAX_PASSWORD]
+    new = request.form.get("new", "")
+    again = request.form.get("again", "")
     error = new_password_problem(new, again, person["level"])
     if error is None:
         try:
@@ -88,12 +118,15 @@ def password():  # type: ignore[no-untyped-def]
         return render_template("password.html", forced=forced, min_length=rule, error=error)
     metrics(current_app).changes.inc()
     log.info("password changed: %s%s", person["uid"], " (after reset)" if forced else "")
+    events.security("password-changed", uid=person["uid"], forced=forced or None)
+    password_changed_here(person["dn"])
     record = directory().reload(person["dn"]) if person["kind"] == "student" else None
-    session["gate"] = next_gate(person, record)
+    gate = next_gate(person, record)
+    sessions.put("gate", gate)
     session["notice"] = "password_changed"
     if person["kind"] == "staff":
         return redirect(url_for("teacher.my_class"))
-    return redirect(url_for("account.questions" if session["gate"] else "account.home"))
+    return redirect(url_for("account.questions" if gate else "account.home"))
 
 
 @bp.route("/questions", methods=["GET", "POST"], endpoint="questions")
@@ -105,8 +138,10 @@ def questions_page():  # type: ignore[no-untyped-def]
     catalogue = questions()
     if person["level"] not in UPPER:
         return render_template("questions_card.html")
-    forced = session.get("gate") == "qna"
-    ask_password = not (forced and fresh())
+    forced = sessions.get("gate") == "qna"
+    # Always: on a shared computer, whoever sits down after the child must not be able to
+    # set questions (and then reset the password with them) without the password.
+    ask_password = True
     count = c.qna.register_count
     if request.method == "GET":
         return render_template("questions.html", catalogue=catalogue, count=count,
@@ -115,12 +150,15 @@ def questions_page():  # type: ignore[no-untyped-def]
     chosen = [request.form.get(f"q{i}", "") for i in range(count)]
     typed = [request.form.get(f"a{i}", "")[:answers.MAX_LENGTH + 1] for i in range(count)]
     errors: list[str] = []
-    if ask_password:
-        out = directory().sign_in(person["dn"], request.form.get("current", "")[:MAX_PASSWORD])
-        if not out.ok:
-            errors.append(_("Your password is not right."))
+    out = directory().sign_in(person["dn"], request.form.get("current", "")[:MAX_PASSWORD])
+    if not out.ok:
+        errors.append(_("Your password is not right."))
+        events.security("questions-refused", uid=person["uid"], reason="password")
     found = answers.problems(list(zip(chosen, typed, strict=True)), person["login"],
-                             list(catalogue), count, c.qna.min_answer_length)
+                             list(catalogue), count, c.qna.min_answer_length,
+                             forbidden=(person["uid"], person["name"]))
+    if out.ok and not found:
+        found = _card_answers(person["dn"], typed)
     errors += [_answer_message(code, slot) for code, slot in found]
     if errors:
         # The answers typed are not sent back: a shared screen should not show them.
@@ -131,9 +169,22 @@ def questions_page():  # type: ignore[no-untyped-def]
     values = [encode_challenge(q, h.hash(a)) for q, a in zip(chosen, typed, strict=True)]
     directory().set_challenges(person["dn"], values)
     log.info("challenge questions set: %s", person["uid"])
-    session["gate"] = None
+    events.security("questions-changed", uid=person["uid"])
+    sessions.put("gate", None)
     session["notice"] = "questions_saved"
     return redirect(url_for("account.home"))
+
+
+def _card_answers(dn: str, typed: list[str]) -> list[tuple[str, int]]:
+    """Answers that are the old card's (printed on paper that went home): not one may come
+    back as the student's own. Checked against every card answer, whatever the question."""
+    record = directory().reload(dn)
+    if record is None or record.challenge_origin != "card":
+        return []
+    h = hasher()
+    stored = [decode_challenge(v)[1] for v in directory().challenge_values(dn)]
+    return [("card", slot) for slot, answer in enumerate(typed, start=1)
+            if any(h.verify(encoded, answer) for encoded in stored)]
 
 
 def _answer_message(code: str, slot: int) -> str:
@@ -148,6 +199,11 @@ def _answer_message(code: str, slot: int) -> str:
         "long": _("Question %(slot)d: the answer is too long.", slot=slot),
         "repeated": _("Question %(slot)d: use a different answer for each question.",
                       slot=slot),
-        "login": _("Question %(slot)d: your answer cannot be your login ID.", slot=slot),
+        "login": _("Question %(slot)d: your answer cannot be your login ID, student ID or "
+                   "name.", slot=slot),
+        "trivial": _("Question %(slot)d: that answer is too easy to guess. Please type the "
+                     "real answer.", slot=slot),
+        "card": _("Question %(slot)d: that answer was on your old card. Please use a new "
+                  "answer that only you know.", slot=slot),
     }
     return messages[code]

@@ -1,20 +1,43 @@
 """Sign in and sign out. The portal binds as the person with the ppolicy control: slapd says
-whether the password is right, the account locked, or a reset password must be changed."""
+whether the password is right, the account waiting after failures, or a reset password must
+be changed.
+
+Every failure path does the same work and gives the same answer: one directory search, one
+bind that costs one argon2 check (a login ID with no usable account binds to the decoy
+account; a bind slapd refused without checking is padded with the same argon2 work), and one
+message. The page never says whether a login ID exists, is disabled, or is waiting.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
+from flask_babel import ngettext
 
+from mimsdir.portal import events, sessions
 from mimsdir.portal.metrics import metrics
+from mimsdir.portal.security import device, remember_device
+from mimsdir.portal.throttle import Throttle
 from mimsdir.portal.views.common import (
+    begin_session,
+    cfg,
     close_directory,
     directory,
+    end_sessions,
     gate_target,
     log,
+    login_problem,
     next_gate,
     password_work,
-    sign_in_session,
     who,
 )
 
@@ -22,7 +45,9 @@ bp = Blueprint("auth", __name__)
 bp.teardown_app_request(close_directory)
 
 MAX_LOGIN = 254
-MAX_PASSWORD = 128
+# The body limit (64 KiB) bounds what arrives; slapd's check module refuses more than 64
+# characters in a new password, so a longer one can never be right.
+MAX_PASSWORD = 4096
 
 
 @bp.get("/")
@@ -32,54 +57,88 @@ def start():  # type: ignore[no-untyped-def]
         return redirect(url_for("auth.login"))
     if person.get("kind") == "staff":
         return redirect(url_for("teacher.my_class"))
-    return redirect(url_for(gate_target(session.get("gate"))))
+    return redirect(url_for(gate_target(sessions.get("gate"))))
+
+
+def _throttle() -> Throttle:
+    return current_app.extensions["mims_throttle"]  # type: ignore[no-any-return]
+
+
+def wait_text(seconds: int) -> str:
+    minutes = max(1, (seconds + 59) // 60)
+    return ngettext("Too many tries for this login ID. Please wait %(num)d minute and try "
+                    "again, or ask your teacher for help.",
+                    "Too many tries for this login ID. Please wait %(num)d minutes and try "
+                    "again, or ask your teacher for help.", minutes)
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():  # type: ignore[no-untyped-def]
     notice = session.pop("notice", None)
     if request.method == "GET":
-        return render_template("login.html", notice=notice, login_id="")
-    login_id = request.form.get("login_id", "").strip().lower()[:MAX_LOGIN]
-    password = request.form.get("password", "")[:MAX_PASSWORD]
+        hint = request.args.get("login_hint", "")
+        return render_template("login.html", notice=notice,
+                               login_id="" if login_problem(hint) else hint.strip().lower())
+    typed = request.form.get("login_id", "")
+    login_id = typed.strip().lower()
+    password = request.form.get("password", "")
+    if login_problem(login_id):
+        events.security("sign-in-failed", login=typed[:MAX_LOGIN], reason="malformed")
+        return _failed("", _("That is not a login ID. Your login ID is your school email, "
+                             "like name@school.edu.sg."))
+    if len(password) > MAX_PASSWORD:
+        password = password[:MAX_PASSWORD]  # still refused below: no account has such a one
+    dev = device()
+    wait = _throttle().account_wait(login_id, dev)
+    if wait:
+        events.security("sign-in-failed", login=login_id, reason="throttled")
+        return _failed(login_id, wait_text(wait))
     d = directory()
-    record = d.find_student(login_id) if login_id else None
-    staff = None if record or not login_id else d.find_staff(login_id)
-    dn = record.dn if record else staff.dn if staff else None
-    if dn is None or not password:
-        password_work(password)  # as long as a real check: existence is not revealed
-        return _failed(login_id, _("That login ID or password is not right. Please try again."))
-    out = d.sign_in(dn, password)
-    if not out.ok:
-        if out.locked:
-            return _failed(login_id, _("Too many wrong passwords. Please wait 5 minutes, or ask "
-                                       "your teacher to unlock your account."))
-        return _failed(login_id, _("That login ID or password is not right. Please try again."))
-    if record is not None:
-        person = {"dn": record.dn, "uid": record.uid, "kind": "student", "name": record.name,
-                  "login": record.login_id, "level": record.level}
+    found = d.find_person(login_id)
+    usable = found.dn is not None and found.active
+    out = d.sign_in(found.dn if usable and found.dn else d.decoy_dn, password)
+    if out.locked:
+        password_work(password)  # slapd answered at once: take as long as a real check
+    if not (usable and out.ok):
+        reason = ("unknown" if found.dn is None else "inactive" if not found.active
+                  else "waiting" if out.locked else "wrong")
+        _throttle().account_failed(login_id, dev)
+        events.security("sign-in-failed", login=login_id, reason=reason)
+        return _failed(login_id, _("That did not work. Check your login ID and password and "
+                                   "try again. If you are sure they are right, wait one "
+                                   "minute and try again."))
+    if found.student is not None:
+        r = found.student
+        person = {"dn": r.dn, "uid": r.uid, "kind": "student", "name": r.name,
+                  "login": r.login_id, "level": r.level}
     else:
-        assert staff is not None
-        person = {"dn": staff.dn, "uid": staff.uid, "kind": "staff", "name": staff.name,
-                  "login": staff.login_id, "level": ""}
-    gate = "must_change" if out.must_change else next_gate(person, record)
-    sign_in_session(person, gate)
+        assert found.staff is not None
+        st = found.staff
+        person = {"dn": st.dn, "uid": st.uid, "kind": "staff", "name": st.name,
+                  "login": st.login_id, "level": ""}
+    gate = "must_change" if out.must_change else next_gate(person, found.student)
+    begin_session(person, gate, found.pw_changed)
     log.info("sign-in: %s (%s)%s", person["uid"], person["kind"],
              " must change" if out.must_change else "")
-    return redirect(url_for("auth.start"))
+    events.security("sign-in", login=login_id, uid=person["uid"], kind=person["kind"],
+                    must_change=out.must_change or None)
+    resp = make_response(redirect(url_for("auth.start")))
+    remember_device(resp, login_id, cfg())
+    return resp
 
 
 def _failed(login_id: str, message: str):  # type: ignore[no-untyped-def]
     metrics(current_app).failures.labels("sign-in").inc()
-    log.info("sign-in failed")
     return render_template("login.html", error=message, login_id=login_id), 200
 
 
 @bp.post("/logout")
 def logout():  # type: ignore[no-untyped-def]
-    lang = session.get("lang")
-    session.clear()
-    if lang:
-        session["lang"] = lang
+    person = who()
+    if person is not None:
+        ended = end_sessions(person["dn"])
+        events.security("sign-out", uid=person["uid"], sessions=ended)
+    else:
+        sessions.keep_cookie_only("lang")
     session["notice"] = "signed_out"
     return redirect(url_for("auth.login"))

@@ -1,23 +1,25 @@
 """What every view needs: the request's directory connection, who is signed in, the gates
-(forced password change, forced questions), and the argon2 work that keeps answers for
-unknown login IDs as slow as real ones."""
+(forced password change, forced questions), sessions begun and ended, and the argon2 work
+that keeps every failure path as slow as a real check."""
 
 from __future__ import annotations
 
 import functools
 import logging
-import time
+import unicodedata
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from argon2 import low_level
 from flask import current_app, g, redirect, session, url_for
 
 from mimsdir.challenge import ChallengeHasher
 from mimsdir.config import Config
-from mimsdir.portal.directory import PortalDirectory, ServicePool
+from mimsdir.portal import sessions
+from mimsdir.portal.directory import PortalDirectory, ServicePool, now
 from mimsdir.portal.metrics import metrics
-from mimsdir.portal.sspr import Ghosts
 from mimsdir.staff.cards import catalogue, hasher_for
 
 log = logging.getLogger("mimsdir.portal")
@@ -56,16 +58,10 @@ def questions() -> dict[str, str]:
     return {q.id: q.text for q in catalogue(cfg())}
 
 
-def ghosts() -> Ghosts:
-    gh = current_app.extensions.get("mims_ghosts")
-    if gh is None:
-        gh = current_app.extensions["mims_ghosts"] = Ghosts()
-    return gh  # type: ignore[no-any-return]
-
-
 def password_work(password: str) -> None:
-    """What slapd would spend checking a password (argon2i at the directory's parameters):
-    a sign-in with an unknown login ID takes as long as one with a known ID."""
+    """What slapd would have spent checking a password (argon2i at the directory's
+    parameters), for a bind slapd refused without checking (a waiting account): the time
+    taken does not say that the account exists."""
     a = cfg().directory.argon2
     low_level.hash_secret_raw(password.encode() or b"-", b"mims-portal-salt", time_cost=a.t,
                               memory_cost=a.m, parallelism=a.p, hash_len=32,
@@ -73,24 +69,67 @@ def password_work(password: str) -> None:
 
 
 def who() -> dict[str, Any] | None:
-    return session.get("who")
+    return sessions.who()
 
 
-def sign_in_session(person: dict[str, Any], gate: str | None) -> None:
-    """A new session at every sign-in: whatever cookie the browser had is worth nothing."""
-    lang = session.get("lang")
-    session.clear()
-    if lang:
-        session["lang"] = lang
-    session["who"] = person
-    session["gate"] = gate
-    session["at"] = time.time()
-    session["seen"] = time.time()
+def begin_session(person: dict[str, Any], gate: str | None, pw_changed: str | None) -> None:
+    """A new session at every sign-in: a new token and a new CSRF token, and the old record
+    deleted, so whatever cookie the browser had (or a classmate copied) is worth nothing."""
+    d = directory()
+    old = sessions.current()
+    if old is not None and old.stored:
+        d.session_delete(old.key)
+    sessions.keep_cookie_only("lang")
+    token = sessions.new_token()
+    at = now()
+    rec = sessions.Record(key=sessions.token_key(token), subject=person["dn"],
+                          expires=at + timedelta(hours=cfg().portal.session_hours), seen=at,
+                          data={"who": person, "gate": gate, "pw": pw_changed})
+    d.session_save(rec)
+    session["sid"] = token
+    g.mims_session = rec
 
 
-def fresh(seconds: int = 600) -> bool:
-    """Signed in moments ago: the forced question setup need not ask for the password again."""
-    return time.time() - float(session.get("at", 0)) < seconds
+def end_sessions(dn: str) -> int:
+    """Every session of this person, on every portal instance (this one included)."""
+    rec = sessions.current()
+    ended = directory().end_sessions(dn)
+    if rec is not None and rec.subject == dn:
+        g.mims_session = None
+        sessions.keep_cookie_only("lang")
+    return ended
+
+
+def password_changed_here(dn: str) -> None:
+    """The signed-in person changed their own password: every other session ends, this one
+    carries on (it knows the new pwdChangedTime)."""
+    rec = sessions.current()
+    subject = directory().subject(dn)
+    if rec is not None:
+        directory().end_sessions(dn, keep=rec.key)
+        sessions.put("pw", subject.pw_changed if subject else None)
+
+
+def login_problem(login_id: str) -> bool:
+    """A login ID no account can have: control or format characters (a NUL would cut the ID
+    short in C), or longer than an email address may be."""
+    if not login_id or len(login_id) > 254:
+        return True
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in login_id)
+
+
+def safe_next(target: str | None, default: str) -> str:
+    r"""Where a ``next=`` may send the browser: a path on this site, nothing else. Browsers
+    drop tabs and newlines inside URLs and read a backslash as a slash, so ``/<TAB>/evil``
+    or ``/\evil`` would leave the site: any such character refuses the target."""
+    if not target or not target.startswith("/") or len(target) > 512:
+        return default
+    if any(ord(ch) < 0x21 or ord(ch) == 0x7F or ch == "\\" for ch in target):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or target.startswith("//"):
+        return default
+    return target
 
 
 def next_gate(person: dict[str, Any], record: Any) -> str | None:
@@ -120,7 +159,7 @@ def signed_in(kind: str | None = None, allow_gate: str | None = None) -> Callabl
                 return redirect(url_for("auth.login"))
             if kind and person.get("kind") != kind:
                 return redirect(url_for("auth.start"))
-            gate = session.get("gate")
+            gate = sessions.get("gate")
             if gate and gate != allow_gate:
                 return redirect(url_for(gate_target(gate)))
             return view(*args, **kwargs)

@@ -14,6 +14,9 @@ def notice_message(code: str | None) -> str | None:
         "password_changed": _("Your password is changed. Remember it and keep it secret."),
         "questions_saved": _("Your questions and answers are saved."),
         "unlocked": _("Unlocked. The student can sign in again."),
+        "unlocked_inactive": _("Unlocked, but this student's account is not active, so they "
+                               "still cannot sign in. Please ask ICT."),
+        "ended": _("You were signed out. Please sign in again."),
         "not_yours": _("That student is not in your class."),
         "refused": _("The directory did not allow this change."),
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 
 from mimsdir.errors import AccessDenied, NotFound, PolicyViolation
+from mimsdir.portal import events
 from mimsdir.portal.directory import now
 from mimsdir.portal.metrics import metrics
 from mimsdir.portal.views.common import cfg, directory, log, signed_in, who
@@ -74,10 +75,15 @@ def reset():  # type: ignore[no-untyped-def]
         directory().teacher_reset(person["dn"], student.dn, password)
     except (AccessDenied, NotFound, PolicyViolation) as exc:
         log.warning("teacher reset refused: %s for %s: %s", person["uid"], student.uid, exc)
+        events.security("teacher-refused", uid=person["uid"], student=student.uid,
+                        action="reset")
         session["notice"] = "refused"
         return redirect(url_for("teacher.my_class"))
     metrics(current_app).resets.labels("teacher").inc()
     log.info("teacher reset: %s reset %s", person["uid"], student.uid)
+    # Whoever was signed in as the student (a classmate with a copied cookie?) is out.
+    directory().end_sessions(student.dn)
+    events.security("teacher-reset", uid=person["uid"], student=student.uid)
     # Shown once, on this response only (no-store); never stored in the session or a log.
     return render_template("teacher_reset.html", student=student, password=password,
                            school=student.school)
@@ -96,8 +102,13 @@ def unlock():  # type: ignore[no-untyped-def]
         directory().teacher_unlock(person["dn"], student.dn)
     except (AccessDenied, NotFound) as exc:
         log.warning("teacher unlock refused: %s for %s: %s", person["uid"], student.uid, exc)
+        events.security("teacher-refused", uid=person["uid"], student=student.uid,
+                        action="unlock")
         session["notice"] = "refused"
         return redirect(url_for("teacher.my_class"))
     log.info("teacher unlock: %s unlocked %s", person["uid"], student.uid)
-    session["notice"] = "unlocked"
+    # An unlock follows wrong passwords: whoever else may be signed in as the student is out.
+    directory().end_sessions(student.dn)
+    events.security("teacher-unlock", uid=person["uid"], student=student.uid)
+    session["notice"] = "unlocked" if student.active else "unlocked_inactive"
     return redirect(url_for("teacher.my_class"))
