@@ -1,0 +1,125 @@
+"""Nothing tells an outsider who exists (issue 8, item 7): every failure path takes the same
+time, measured with enough samples to mean something.
+
+Method: the paths are sampled round-robin (so a slow moment of the machine hits them all),
+each sample on a fresh login ID or student (no throttle or slapd delay in the way unless the
+path is the delay itself), and the medians are compared. The tolerance is a few
+milliseconds: the old leaks were 46 ms (disabled and left students), 6-7 ms (an existing ID)
+and a missing argon2 check (a waiting account).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import pytest
+
+from mimsdir.ldapio import Conn
+from tests.portal_helpers import Browserish, asked_questions, give_answers, make_app
+from tests.test_portal_flows import start_sspr
+
+pytestmark = pytest.mark.slow
+SAMPLES = 15
+# Medians may differ by this much (and by this fraction of the reference) at most.
+TOLERANCE_MS = 4.0
+TOLERANCE_FRACTION = 0.12
+
+
+@pytest.fixture
+def app(slapd):  # type: ignore[no-untyped-def]
+    # Budgets out of the way: this measures the work, not the throttle.
+    return make_app(slapd, address_limit="100000 per minute", device_limit="100000 per minute",
+                    account_limit="100000 per minute")
+
+
+def timed(action: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    action()
+    return (time.perf_counter() - t0) * 1000
+
+
+def compare(paths: dict[str, Callable[[int], Callable[[], object]]], reference: str) -> None:
+    """Sample every path SAMPLES times, interleaved; assert every median is the reference's
+    within the tolerance. ``paths[name](i)`` prepares sample i (untimed) and returns the
+    action to time."""
+    samples: dict[str, list[float]] = {name: [] for name in paths}
+    for i in range(SAMPLES + 2):
+        for name, prepare in paths.items():
+            action = prepare(i)
+            ms = timed(action)
+            if i >= 2:  # the first rounds warm up connections and caches
+                samples[name].append(ms)
+    medians = {name: statistics.median(v) for name, v in samples.items()}
+    ref = medians[reference]
+    limit = max(TOLERANCE_MS, ref * TOLERANCE_FRACTION)
+    report = ", ".join(f"{n} {m:.1f} ms" for n, m in medians.items())
+    for name, median in medians.items():
+        assert abs(median - ref) <= limit, f"{name} differs from {reference}: {report}"
+
+
+def test_sign_in_failures_all_take_the_same_time(app, make, slapd) -> None:  # type: ignore[no-untyped-def]
+    n = SAMPLES + 2
+    real = [make.student(level="P4") for _ in range(n)]
+    disabled = [make.student(level="P4", status="disabled") for _ in range(n)]
+    left = [make.student(level="P4", status="left") for _ in range(n)]
+    staff = [make.teacher("4A") for _ in range(n)]
+    waiting = [make.student(level="P4") for _ in range(n)]
+    web = Browserish(app.test_client())
+    web.get("/login")
+
+    def login(mail: str) -> Callable[[], object]:
+        return lambda: web.post("/login", {"login_id": mail, "password": "Wrong-guess-11"})
+
+    def make_waiting(i: int) -> Callable[[], object]:
+        # slapd holds this account after failures: it answers without checking the
+        # password, and the portal must still take as long.
+        with Conn(slapd.ldap.uri) as c:
+            for _ in range(6):
+                if c.bind_ppolicy(waiting[i].dn, "wrong").locked:
+                    break
+        return login(waiting[i].mail)
+
+    compare({
+        "wrong password": lambda i: login(real[i].mail),
+        "unknown login ID": lambda i: login(f"nobody{i}x@students.test.sg"),
+        "disabled student": lambda i: login(disabled[i].mail),
+        "left student": lambda i: login(left[i].mail),
+        "teacher, wrong password": lambda i: login(staff[i].mail),
+        "student waiting after failures": make_waiting,
+    }, reference="wrong password")
+
+
+def test_forgot_password_pages_take_the_same_time(app, make, root) -> None:  # type: ignore[no-untyped-def]
+    n = SAMPLES + 2
+    with_answers = [make.student(level="P5") for _ in range(n)]
+    for s in with_answers:
+        give_answers(root, s.dn)
+    without = [make.student(level="P5") for _ in range(n)]
+
+    def questions_page(mail: str) -> Callable[[], object]:
+        web = Browserish(app.test_client())
+        web.get("/forgot")
+        web.post("/forgot", {"login_id": mail})
+        return lambda: web.get("/forgot/questions")
+
+    compare({
+        "student with answers": lambda i: questions_page(with_answers[i].mail),
+        "unknown login ID": lambda i: questions_page(f"nobody{i}y@students.test.sg"),
+        "student without answers": lambda i: questions_page(without[i].mail),
+    }, reference="student with answers")
+
+    def wrong_answers(mail: str) -> Callable[[], object]:
+        web = Browserish(app.test_client())
+        page = start_sspr(web, mail)
+        data = {f"a{k}": "not the answer" for k in range(len(asked_questions(page)))}
+        return lambda: web.post("/forgot/questions", data)
+
+    more = [make.student(level="P5") for _ in range(n)]
+    for s in more:
+        give_answers(root, s.dn)
+    compare({
+        "student, wrong answers": lambda i: wrong_answers(more[i].mail),
+        "unknown login ID, any answers": lambda i: wrong_answers(f"nobody{i}z@students.test.sg"),
+    }, reference="student, wrong answers")
