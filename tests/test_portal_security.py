@@ -170,7 +170,12 @@ def test_healthz_and_metrics(slapd, app, web, tmp_path) -> None:  # type: ignore
     r = web.get("/healthz")
     assert r.status_code == 200 and r.get_json() == {"status": "ok"}
     web.login("nobody@x.sg", "x")
-    m = web.get("/metrics").get_data(as_text=True)
+    assert web.get("/metrics").status_code == 404  # its own listener: test_portal_proxy.py
+    from werkzeug.test import Client
+
+    from mimsdir.portal.serving import metrics_wsgi
+
+    m = Client(metrics_wsgi(app)).get("/metrics").get_data(as_text=True)
     assert "mims_portal_requests_total" in m and "mims_portal_failures_total" in m
     assert "mims_portal_directory_seconds_bucket" in m
     import dataclasses

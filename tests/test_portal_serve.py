@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import free_port
 
@@ -13,9 +16,10 @@ MIMSDIR = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "mimsdir"
 
 
 def test_serve_answers_healthz_and_pages(slapd) -> None:  # type: ignore[no-untyped-def]
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     proc = subprocess.Popen([str(MIMSDIR), "--config", str(Path(slapd.base_path) / "config.yaml"),
-                             "sspr", "serve", "--listen", f"127.0.0.1:{port}", "--threads", "4"],
+                             "sspr", "serve", "--listen", f"127.0.0.1:{port}", "--threads", "4",
+                             "--metrics-listen", f"127.0.0.1:{metrics_port}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 20
@@ -31,6 +35,16 @@ def test_serve_answers_healthz_and_pages(slapd) -> None:  # type: ignore[no-unty
                 time.sleep(0.1)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5) as r:
             assert r.status == 200 and "Content-Security-Policy" in r.headers
+        # /metrics on its own listener (loopback), never on the portal's address.
+        with pytest.raises(urllib.error.HTTPError) as public:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert public.value.code == 404
+        public.value.close()
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+            assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain")
+        assert 'mims_portal_requests_total{endpoint="auth.login",method="GET",status="200"}' \
+            in text
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=10)

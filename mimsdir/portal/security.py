@@ -28,10 +28,10 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mimsdir.config import Config
 from mimsdir.errors import DirectoryUnavailable, MimsError
+from mimsdir.portal.serving import MAX_BODY_BYTES
 
 log = logging.getLogger("mimsdir.portal")
 
@@ -73,11 +73,10 @@ def init(app: Flask, cfg: Config) -> None:
         # forgetting; a school day is the hard limit.
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
         WTF_CSRF_TIME_LIMIT=None,  # bound to the session, which itself times out
-        MAX_CONTENT_LENGTH=64 * 1024,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,  # waitress refuses larger bodies first (serving.py)
     )
-    if p.trusted_proxies:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=p.trusted_proxies,  # type: ignore[method-assign]
-                                x_proto=p.trusted_proxies)
+    # No ProxyFix: waitress reads X-Forwarded-For/-Proto, from the trusted proxy only
+    # (portal.trusted_proxies, trusted_proxy_address; mimsdir/portal/serving.py).
     csrf.init_app(app)
     # One limiter per app: its counters and decorated routes belong to this app only.
     app.extensions["mims_limiter"] = Limiter(get_remote_address, app=app, default_limits=[],
