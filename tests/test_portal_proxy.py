@@ -49,6 +49,22 @@ def test_a_direct_client_cannot_choose_its_address(proxied) -> None:  # type: ig
     assert direct.login("nobody@students.test.sg", "wrong").status == 429
 
 
+def test_the_trusted_proxy_says_https(proxied) -> None:  # type: ignore[no-untyped-def]
+    """X-Forwarded-Proto from the proxy makes the portal's own origin https://, which the
+    CSRF origin check compares with the browser's; from anyone else it is dropped."""
+    https = proxied.replace("http://", "https://")
+    for source, xff, origin, status in (("127.0.0.1", "10.50.0.1", https, 200),
+                                        ("127.0.0.1", "10.50.0.2", proxied, 400),
+                                        ("127.0.0.8", "10.50.0.3", https, 400),
+                                        ("127.0.0.8", "10.50.0.4", proxied, 200)):
+        client = WebClient(proxied, source=source)
+        headers = {"X-Forwarded-For": xff, "X-Forwarded-Proto": "https"}
+        client.get("/login", headers)
+        reply = client.post("/login", {"login_id": "nobody@students.test.sg",
+                                       "password": "wrong"}, headers, origin=origin)
+        assert reply.status == status, (source, origin)
+
+
 def test_without_trusted_proxies_every_forwarded_header_is_dropped(slapd) -> None:  # type: ignore[no-untyped-def]
     cfg = portal_config(slapd, address_limit=LIMIT)
     with serve_wsgi(create_app(cfg), **serving.adjustments(cfg.portal)) as url:

@@ -30,7 +30,7 @@ def test_headers_on_every_page(web) -> None:  # type: ignore[no-untyped-def]
         assert "unsafe-inline" not in csp and "script-src 'self'" in csp
         assert "frame-ancestors 'none'" in csp
         assert r.headers["X-Content-Type-Options"] == "nosniff"
-        assert r.headers["Referrer-Policy"] == "no-referrer"
+        assert r.headers["Referrer-Policy"] == "same-origin"
         assert r.headers["Cache-Control"] == "no-store"
     body = web.get("/login").get_data(as_text=True)
     assert "<script>" not in body and " style=" not in body and "onclick" not in body

@@ -3,9 +3,11 @@
 - Session cookie: HttpOnly, SameSite=Strict, Secure behind TLS (``portal.secure_cookies``);
   cleared and rebuilt at sign-in (a new cookie, so a planted one is worth nothing); an idle
   timeout checked on every request, not only by the cookie's expiry.
-- CSRF: Flask-WTF's token on every form.
+- CSRF: Flask-WTF's token on every form, and the post's Origin (else Referer) must be the
+  portal's own (origin.py: why not Flask-WTF's Referer-only check over HTTPS).
 - Headers: a Content-Security-Policy with no inline script or style, frame-ancestors none,
-  nosniff, no referrer, and no-store on every page (any page may carry a secret).
+  nosniff, no referrer to other sites, and no-store on every page (any page may carry a
+  secret).
 - Rate limits per client address on every form post (Flask-Limiter); the per-student SSPR
   back-off lives in the directory.
 - Errors: a friendly page with a reference number; the detail goes to the log only.
@@ -26,11 +28,12 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_wtf.csrf import CSRFError, CSRFProtect
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from mimsdir.config import Config
 from mimsdir.errors import DirectoryUnavailable, MimsError
+from mimsdir.portal.origin import OriginCheckedCSRF
 from mimsdir.portal.serving import MAX_BODY_BYTES
 
 log = logging.getLogger("mimsdir.portal")
@@ -39,7 +42,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
        "object-src 'none'")
 
-csrf = CSRFProtect()
+csrf = OriginCheckedCSRF()
 
 
 def secret_key(cfg: Config) -> bytes:
@@ -73,6 +76,7 @@ def init(app: Flask, cfg: Config) -> None:
         # forgetting; a school day is the hard limit.
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
         WTF_CSRF_TIME_LIMIT=None,  # bound to the session, which itself times out
+        WTF_CSRF_SSL_STRICT=False,  # replaced by the Origin check (origin.py), not stacked
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,  # waitress refuses larger bodies first (serving.py)
     )
     # No ProxyFix: waitress reads X-Forwarded-For/-Proto, from the trusted proxy only
@@ -108,7 +112,9 @@ def init(app: Flask, cfg: Config) -> None:
         h["Content-Security-Policy"] = CSP
         h["X-Content-Type-Options"] = "nosniff"
         h["X-Frame-Options"] = "DENY"
-        h["Referrer-Policy"] = "no-referrer"
+        # Not no-referrer: with it a browser sends "Origin: null" even to this site, and the
+        # CSRF origin check (origin.py) needs the real one. Other sites still get nothing.
+        h["Referrer-Policy"] = "same-origin"
         h["Cross-Origin-Opener-Policy"] = "same-origin"
         h["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
         if request.endpoint != "static":
