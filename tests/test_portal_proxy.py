@@ -160,3 +160,4 @@ def test_metrics_only_on_their_own_listener(slapd) -> None:  # type: ignore[no-u
     assert metrics.get("/login").status_code == 404
     assert metrics.get("/healthz").status_code == 404
     assert metrics.post("/metrics").status_code == 404
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 import urllib.error
@@ -49,3 +50,28 @@ def test_serve_answers_healthz_and_pages(slapd) -> None:  # type: ignore[no-unty
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     assert b"Traceback" not in err
+
+
+def test_serve_refuses_a_bad_metrics_listen(slapd) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from mimsdir.cli import main
+
+    res = CliRunner().invoke(main, ["--config", str(Path(slapd.base_path) / "config.yaml"),
+                                    "sspr", "serve", "--metrics-listen", "9108"])
+    assert res.exit_code == 2 and "--metrics-listen" in res.output
+
+
+def test_a_taken_metrics_port_is_a_configuration_error(slapd) -> None:  # type: ignore[no-untyped-def]
+    """The metrics listener is bound before the portal's own port: the operator hears of a
+    clash at once (exit 2, the key named), before any traffic."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        res = subprocess.run([str(MIMSDIR), "--config", str(Path(slapd.base_path) / "config.yaml"),
+                              "sspr", "serve", "--listen", f"127.0.0.1:{free_port()}",
+                              "--metrics-listen", f"127.0.0.1:{busy}"],
+                             capture_output=True, text=True, timeout=30, check=False)
+    assert res.returncode == 2, res.stderr
+    assert f"portal.metrics_listen 127.0.0.1:{busy}: Address already in use" in res.stderr

@@ -37,11 +37,15 @@ def serve(ctx: Ctx, listen: str | None, threads: int | None,
     cfg = ctx.cfg
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(cfg)
     where = listen or cfg.portal.listen
     count = threads or cfg.portal.threads
     metrics_where = cfg.portal.metrics_listen if metrics_listen is None else (
         None if metrics_listen == "off" else metrics_listen)
+    for option, value in (("--listen", where), ("--metrics-listen", metrics_where)):
+        host, _, port = (value or "h:0").rpartition(":")
+        if not host or not port.isdigit():
+            raise click.BadParameter(f"expected host:port, got {value!r}", param_hint=option)
+    app = create_app(cfg)
     behind = (f", trusting {cfg.portal.trusted_proxies} proxy(ies) at "
               f"{cfg.portal.trusted_proxy_address}") if cfg.portal.trusted_proxies else ""
     click.echo(f"MIMS portal on http://{where}/ ({count} threads{behind}); metrics "
