@@ -8,6 +8,7 @@ Secrets never live in the YAML: only paths to files (or environment variables) t
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import types
 import typing
@@ -243,8 +244,14 @@ class PortalConfig:
     secret_key_file: str | None = None
     # Mark the session cookie Secure: set true whenever the portal is served over TLS.
     secure_cookies: bool = False
-    # Proxies in front of the portal whose X-Forwarded-For to trust (0: none).
+    # Proxies in front of the portal whose X-Forwarded-For/-Proto to trust (0: none), and the
+    # address the nearest one connects from: waitress believes those headers only from that
+    # peer, so a client reaching the port directly cannot choose its own address.
     trusted_proxies: int = 0
+    trusted_proxy_address: str = "127.0.0.1"
+    # /metrics is served here, never on `listen` (its directory timings tell an outsider
+    # which login IDs exist); null turns it off.
+    metrics_listen: str | None = "127.0.0.1:9108"
     idle_timeout_minutes: int = 15
     # A session ends this long after sign-in, however active (absolute lifetime).
     session_hours: int = 8
@@ -272,9 +279,19 @@ class PortalConfig:
     languages: tuple[str, ...] = ("en", "zh", "ms", "ta")
 
     def validate(self, path: str) -> None:
-        host, _, port = self.listen.rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigError(f"{path}.listen: expected host:port, got {self.listen!r}")
+        for key, where in (("listen", self.listen), ("metrics_listen", self.metrics_listen)):
+            host, _, port = (where or "h:0").rpartition(":")
+            if not host or not port.isdigit():
+                raise ConfigError(f"{path}.{key}: expected host:port, got {where!r}")
+        if self.metrics_listen == self.listen:
+            raise ConfigError(f"{path}.metrics_listen: must not be the public listen address")
+        if self.trusted_proxies < 0:
+            raise ConfigError(f"{path}.trusted_proxies: cannot be negative")
+        try:
+            ipaddress.ip_address(self.trusted_proxy_address)
+        except ValueError:
+            raise ConfigError(f"{path}.trusted_proxy_address: one IP address (the proxy's), "
+                              f"got {self.trusted_proxy_address!r}") from None
         if self.threads < 1 or self.idle_timeout_minutes < 1:
             raise ConfigError(f"{path}: threads and idle_timeout_minutes at least 1")
         if not self.backoff_minutes or any(m < 0 for m in self.backoff_minutes):

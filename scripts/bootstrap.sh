@@ -6,9 +6,12 @@ cd "$(dirname "$0")/.."
 
 # slapd + client tools + headers for python-ldap; fonts for the PDF cards (Latin, Tamil,
 # Chinese); chromium for the portal's browser tests (Playwright drives /usr/bin/chromium: it
-# never downloads a browser); curl for the demo's health check.
+# never downloads a browser); curl for the demo's health check; nginx, the TLS proxy in front
+# of the portal (docs/deploy.md; the smallest Debian build with the ssl module). The tests run
+# their own nginx (-p/-c in a temp dir, a free loopback port); Debian's postinst starts the
+# system one only when port 80 is free, and a container's policy-rc.d stops even that.
 APT_PACKAGES=(slapd ldap-utils libldap2-dev libsasl2-dev
-              fonts-noto-core fonts-noto-mono fonts-droid-fallback chromium curl)
+              fonts-noto-core fonts-noto-mono fonts-droid-fallback chromium curl nginx)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -27,7 +27,8 @@ def test_demo_script_end_to_end(tmp_path: Path) -> None:
         "directory": {"state_dir": str(tmp_path / "state")},
         "sync": {"slips_dir": str(tmp_path / "slips"), "state_dir": str(tmp_path / "sync")},
         "cli": {"operator_log": str(tmp_path / "ops.jsonl")},
-        "portal": {"listen": f"127.0.0.1:{portal_port}"},
+        "portal": {"listen": f"127.0.0.1:{portal_port}",
+                   "metrics_listen": f"127.0.0.1:{free_port()}"},
     }))
     env = {**os.environ, "CONFIG": str(cfg_path), "VAR": str(tmp_path / "var")}
     try:

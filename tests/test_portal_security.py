@@ -37,7 +37,7 @@ def test_headers_on_every_page(web) -> None:  # type: ignore[no-untyped-def]
         assert "unsafe-inline" not in csp and "script-src 'self'" in csp
         assert "frame-ancestors 'none'" in csp
         assert r.headers["X-Content-Type-Options"] == "nosniff"
-        assert r.headers["Referrer-Policy"] == "no-referrer"
+        assert r.headers["Referrer-Policy"] == "same-origin"
         assert r.headers["Cache-Control"] == "no-store"
     body = web.get("/login").get_data(as_text=True)
     assert "<script>" not in body and " style=" not in body and "onclick" not in body
@@ -167,7 +167,12 @@ def test_healthz_and_metrics(slapd, app, web, tmp_path) -> None:  # type: ignore
     r = web.get("/healthz")
     assert r.status_code == 200 and r.get_json() == {"status": "ok"}
     web.login("nobody@x.sg", "x")
-    m = web.get("/metrics").get_data(as_text=True)
+    assert web.get("/metrics").status_code == 404  # its own listener: test_portal_proxy.py
+    from werkzeug.test import Client
+
+    from mimsdir.portal.serving import metrics_wsgi
+
+    m = Client(metrics_wsgi(app)).get("/metrics").get_data(as_text=True)
     assert "mims_portal_requests_total" in m and "mims_portal_failures_total" in m
     assert "mims_portal_directory_seconds_bucket" in m
     import dataclasses

@@ -4,9 +4,11 @@
   (HttpOnly, SameSite=Strict, Secure behind TLS) carrying a random token, the CSRF token and
   the language, nothing personal. Every request loads the record from the directory and ends
   it when it is too old, idle, or its person changed password or is no longer active.
-- CSRF: Flask-WTF's token on every form.
+- CSRF: Flask-WTF's token on every form, and the post's Origin (else Referer) must be the
+  portal's own (origin.py: why not Flask-WTF's Referer-only check over HTTPS).
 - Headers: a Content-Security-Policy with no inline script or style, frame-ancestors none,
-  nosniff, no referrer, and no-store on every page (any page may carry a secret).
+  nosniff, no referrer to other sites, and no-store on every page (any page may carry a
+  secret).
 - Budgets (``throttle.py``): one per client across every form post; failures per login ID
   in the views. The per-student SSPR back-off lives in the directory.
 - Errors: a friendly page with a reference number; the detail goes to the log only.
@@ -25,13 +27,14 @@ from pathlib import Path
 from flask import Flask, Response, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from flask_wtf.csrf import CSRFError, CSRFProtect
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from mimsdir.config import Config
 from mimsdir.errors import DirectoryUnavailable, MimsError
 from mimsdir.portal import sessions
+from mimsdir.portal.origin import OriginCheckedCSRF
+from mimsdir.portal.serving import MAX_BODY_BYTES
 from mimsdir.portal.throttle import DEVICE_COOKIE, Device, Throttle
 
 log = logging.getLogger("mimsdir.portal")
@@ -40,7 +43,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
        "object-src 'none'")
 
-csrf = CSRFProtect()
+csrf = OriginCheckedCSRF()
 
 
 def secret_key(cfg: Config) -> bytes:
@@ -70,11 +73,11 @@ def init(app: Flask, cfg: Config) -> None:
         SESSION_COOKIE_SAMESITE="Strict",
         SESSION_COOKIE_SECURE=p.secure_cookies,
         WTF_CSRF_TIME_LIMIT=None,  # bound to the session, which itself times out
-        MAX_CONTENT_LENGTH=64 * 1024,
+        WTF_CSRF_SSL_STRICT=False,  # replaced by the Origin check (origin.py), not stacked
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,  # waitress refuses larger bodies first (serving.py)
     )
-    if p.trusted_proxies:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=p.trusted_proxies,  # type: ignore[method-assign]
-                                x_proto=p.trusted_proxies)
+    # No ProxyFix: waitress reads X-Forwarded-For/-Proto, from the trusted proxy only
+    # (portal.trusted_proxies, trusted_proxy_address; mimsdir/portal/serving.py).
     csrf.init_app(app)
     app.extensions["mims_throttle"] = Throttle(app.secret_key, p.rate_limit_storage,
                                                p.address_limit, p.device_limit,
@@ -148,7 +151,9 @@ def init(app: Flask, cfg: Config) -> None:
         h["Content-Security-Policy"] = CSP
         h["X-Content-Type-Options"] = "nosniff"
         h["X-Frame-Options"] = "DENY"
-        h["Referrer-Policy"] = "no-referrer"
+        # Not no-referrer: with it a browser sends "Origin: null" even to this site, and the
+        # CSRF origin check (origin.py) needs the real one. Other sites still get nothing.
+        h["Referrer-Policy"] = "same-origin"
         h["Cross-Origin-Opener-Policy"] = "same-origin"
         h["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
         if request.endpoint != "static":

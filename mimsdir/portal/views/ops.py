@@ -1,11 +1,12 @@
 """For the operators' tools: /healthz (is the directory reachable with the portal's
-account?) and /metrics (Prometheus)."""
+account?). /metrics is not here: it is served on its own listener (portal.metrics_listen,
+mimsdir/portal/serving.py), because its directory timings tell an outsider which login IDs
+exist."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
-from mimsdir.portal.metrics import metrics
 from mimsdir.portal.views.common import directory
 
 bp = Blueprint("ops", __name__)
@@ -16,8 +17,3 @@ def healthz():  # type: ignore[no-untyped-def]
     if directory().healthy():
         return jsonify(status="ok")
     return jsonify(status="directory unreachable"), 503
-
-
-@bp.get("/metrics")
-def prometheus():  # type: ignore[no-untyped-def]
-    return metrics(current_app).render()
