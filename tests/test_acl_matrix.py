@@ -84,9 +84,13 @@ OPS: dict[str, tuple[Callable[[Conn, World], bool], set[str]]] = {
                    {"self", "sspr", "sync", "teacher", "admin"}),
     "read_challenge": (lambda c, w: _read(c, w.target.dn, "mimsChallenge"), {"sspr", "admin"}),
     "read_password_hash": (lambda c, w: _read(c, w.target.dn, "userPassword"), set()),
+    # A new password each time: slapd checks quality and history before the ACL refuses.
+    # "self": a signed-in student may change without repeating the old password (student
+    # policies have pwdSafeModify FALSE, so that the SSPR portal's writes are checked).
     "reset_password": (
-        lambda c, w: _write(lambda: c.set_password(w.target.dn, "Reset-by-someone-7")),
-        {"sspr", "sync", "teacher", "admin"}),
+        lambda c, w: _write(lambda: c.set_password(w.target.dn,
+                                                   f"Reset-by-someone-{next(_added)}x")),
+        {"self", "sspr", "sync", "teacher", "admin"}),
     "write_challenge": (
         lambda c, w: _write(lambda: c.modify(w.target.dn, [(ldap.MOD_REPLACE, "mimsChallenge",
                                                             [b"q1$x"])], "w")),
