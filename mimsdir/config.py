@@ -139,10 +139,10 @@ class PolicyConfig:
 
     Wrong passwords make the next sign-in wait, briefly, instead of locking the account
     for long: after ``max_failures`` failures within ``failure_window_seconds``, slapd
-    refuses every bind (at once, without checking the password) for ``lockout_seconds``,
-    and each further failure in the window starts that wait again. A classmate typing wrong
-    passwords makes a child wait at most ``lockout_seconds``; a guesser gets about one try
-    per ``lockout_seconds``. A correct sign-in forgets the failures.
+    refuses every bind (at once, without checking the password) for ``lockout_seconds``.
+    A classmate typing wrong passwords makes a child wait at most ``lockout_seconds``; a
+    guesser gets ``max_failures + 1`` tries per ``lockout_seconds`` (slapd 2.5.13 forgets
+    the failures when a wait ends). A correct sign-in forgets the failures.
 
     ``min_delay_seconds``/``max_delay_seconds`` are ppolicy's growing delay (pwdMinDelay,
     pwdMaxDelay: 1, 2, 4 ... seconds). Off, and refused by `directory up` on slapd 2.5.13
@@ -155,8 +155,8 @@ class PolicyConfig:
     # NIST SP 800-63B's bound on consecutive failures before a throttle).
     max_failures: int = 5
     # The wait, in seconds: it ends by itself (a classmate must not lock a child out for
-    # long); each further wrong password in the window starts it again.
-    lockout_seconds: int = 60
+    # long). slapd 2.5.13 allows max_failures + 1 tries per wait after the first one.
+    lockout_seconds: int = 120
     # Failures older than this are forgotten.
     failure_window_seconds: int = 3600
     # ppolicy's growing delay (0: off). Needs a slapd newer than 2.5.13, see above.

@@ -20,7 +20,13 @@ import pytest
 from mimsdir.config import Config, load_config
 from mimsdir.directory.slapdconf import policies
 from mimsdir.errors import MimsError, PolicyViolation
-from mimsdir.ldapio import PP_IN_HISTORY, PP_INSUFFICIENT_QUALITY, PP_TOO_SHORT
+from mimsdir.ldapio import (
+    PP_IN_HISTORY,
+    PP_INSUFFICIENT_QUALITY,
+    PP_TOO_SHORT,
+    BindOutcome,
+    Conn,
+)
 from mimsdir.wordlist import generate_default_password
 from tests.conftest import Factory, Person, conn_as, service_conn
 
@@ -249,7 +255,7 @@ def test_resetters_who_issue_defaults_are_not_checked(slapd, make) -> None:  # t
     s = make.student(level="P3", teacher=teacher)
     with conn_as(slapd, teacher.dn, teacher.password) as c:
         c.set_password(s.dn, "Tiger2345")  # a simple run: the module would refuse it
-    out = Conn_bind(slapd, s.dn, "Tiger2345")
+    out = bind_as(slapd, s.dn, "Tiger2345")
     assert out.ok and out.must_change
 
 
@@ -269,8 +275,6 @@ def test_refusals_never_put_the_password_in_slapds_log(slapd, make) -> None:  # 
     assert "mims:name" in log and secret not in log
 
 
-def Conn_bind(cfg: Config, dn: str, password: str):  # type: ignore[no-untyped-def]  # noqa: N802
-    from mimsdir.ldapio import Conn
-
+def bind_as(cfg: Config, dn: str, password: str) -> BindOutcome:
     with Conn(cfg.ldap.uri, timeout=5) as c:
         return c.bind_ppolicy(dn, password)
