@@ -15,6 +15,7 @@ import random
 import subprocess
 from pathlib import Path
 
+import ldap
 import pytest
 
 from mimsdir.config import Config, load_config
@@ -278,3 +279,31 @@ def test_refusals_never_put_the_password_in_slapds_log(slapd, make) -> None:  # 
 def bind_as(cfg: Config, dn: str, password: str) -> BindOutcome:
     with Conn(cfg.ldap.uri, timeout=5) as c:
         return c.bind_ppolicy(dn, password)
+
+
+def test_portal_sspr_reset_gets_policy_errors_with_the_code(slapd, make, root) -> None:  # type: ignore[no-untyped-def]
+    """The portal's own call (PortalDirectory.sspr_reset) still works as a non-administrator,
+    clears must-change and any wait, and hands slapd's refusals on as PolicyViolation with
+    the ppolicy error and the module's code."""
+    from mimsdir.portal.directory import PortalDirectory
+
+    s = _student(make)
+    for _ in range(4):
+        assert not bind_as(slapd, s.dn, "wrong-guess").ok
+    assert bind_as(slapd, s.dn, "Settled-pass-5").locked
+    root.modify(s.dn, [(ldap.MOD_REPLACE, "pwdReset", [b"TRUE"])], "must change")
+    d = PortalDirectory(slapd)
+    try:
+        with pytest.raises(PolicyViolation) as info:
+            d.sspr_reset(s.dn, "Password2024")
+        assert info.value.check_code == "common"
+        assert info.value.ppolicy_error == PP_INSUFFICIENT_QUALITY
+        with pytest.raises(PolicyViolation) as info:
+            d.sspr_reset(s.dn, "Settled-pass-5")
+        assert info.value.ppolicy_error == PP_IN_HISTORY
+        d.sspr_reset(s.dn, "Kite-river-29")
+    finally:
+        d.close()
+    out = bind_as(slapd, s.dn, "Kite-river-29")
+    assert out.ok and not out.must_change
+    assert root.get(s.dn, ["pwdReset", "pwdFailureTime", "pwdAccountLockedTime"], "x") == {}
