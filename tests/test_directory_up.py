@@ -51,3 +51,25 @@ def test_up_stops_the_slapd_it_started_when_a_later_step_fails(tmp_path, monkeyp
     finally:
         server.down(cfg)
     assert _slapds_of(state) == []
+
+
+def test_up_upgrades_an_older_directory(slapd, root, dns):  # type: ignore[no-untyped-def]
+    """A directory made before the check module and the decoy: `up` (ensure_policies) adds
+    pwdPolicyChecker and the module's attributes to the policies, and the decoy with its
+    policy."""
+    import ldap
+
+    policy = dns.policy("lower-primary")
+    root.modify(policy, [(ldap.MOD_DELETE, "pwdCheckModule", None),
+                         (ldap.MOD_DELETE, "pwdCheckModuleArg", None),
+                         (ldap.MOD_DELETE, "objectClass", [b"pwdPolicyChecker"])], "downgrading")
+    root.delete(dns.service("decoy"), "removing the decoy")
+    root.delete(dns.policy("decoy"), "removing the decoy policy")
+    changed = server.ensure_policies(slapd)
+    assert {"lower-primary", "decoy"} <= set(changed)
+    attrs = root.get(policy, ["objectClass", "pwdCheckModule"], "reading the policy")
+    assert b"pwdPolicyChecker" in attrs["objectClass"]
+    assert attrs["pwdCheckModule"] == [slapd.directory.pwcheck_module.encode()]
+    decoy = root.get(dns.service("decoy"), ["pwdPolicySubentry", "userPassword"], "decoy")
+    assert decoy["pwdPolicySubentry"] == [dns.policy("decoy").encode()]
+    assert server.ensure_policies(slapd) == []
