@@ -21,6 +21,8 @@ import yaml
 from mimsdir.errors import ConfigError
 
 DEFAULT_CONFIG = "config.yaml"
+# Where scripts/bootstrap.sh builds slapd's password check module and its deny-list.
+PWCHECK_BUILD_DIR = Path(__file__).resolve().parents[1] / "build" / "mims_pwcheck"
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,11 @@ class DirectoryConfig:
     slapadd: str = "/usr/sbin/slapadd"
     module_path: str = "/usr/lib/ldap"
     schema_dir: str = "/etc/ldap/schema"
+    # slapd's password check module (ppolicy pwdCheckModule) and the deny-list it reads
+    # (pwdCheckModuleArg), both built by scripts/bootstrap.sh. Empty: no check module (only
+    # the minimum length is checked; not for production).
+    pwcheck_module: str = str(PWCHECK_BUILD_DIR / "mims_pwcheck.so")
+    pwcheck_denylist: str = str(PWCHECK_BUILD_DIR / "denylist.txt")
     replication: ReplicationConfig = field(default_factory=ReplicationConfig)
 
     def validate(self, path: str) -> None:
@@ -119,19 +126,44 @@ class DirectoryConfig:
             raise ConfigError(f"{path}.threads: at least 2")
 
 
+#: The fewest failure times ppolicy keeps per entry (pwdMaxRecordedFailure; ppolicy raises it
+#: to max_failures). It also bounds the failure count in slapd's growing delay,
+#: ``pwdMinDelay << failures``.
+RECORDED_FAILURES = 5
+#: slapd 2.5 computes the delay in a C int: ``min_delay << failures`` must stay below 2**31.
+_DELAY_INT_LIMIT = 2**31
+
+
 @dataclass(frozen=True)
 class PolicyConfig:
-    """One ppolicy entry. Enforced by slapd, never by our Python."""
+    """One ppolicy entry. Enforced by slapd, never by our Python.
+
+    Wrong passwords make the next sign-in wait, briefly, instead of locking the account
+    for long: after ``max_failures`` failures within ``failure_window_seconds``, slapd
+    refuses every bind (at once, without checking the password) for ``lockout_seconds``.
+    A classmate typing wrong passwords makes a child wait at most ``lockout_seconds``; a
+    guesser gets ``max_failures + 1`` tries per ``lockout_seconds`` (slapd 2.5.13 forgets
+    the failures when a wait ends). A correct sign-in forgets the failures.
+
+    ``min_delay_seconds``/``max_delay_seconds`` are ppolicy's growing delay (pwdMinDelay,
+    pwdMaxDelay: 1, 2, 4 ... seconds). Off, and refused by `directory up` on slapd 2.5.13
+    (Debian 12): its ppolicy writes the delay's end time through an uninitialised buffer,
+    and the first wrong password brings slapd down (see docs/security.md §2).
+    """
 
     min_length: int = 8
-    # Failed binds before a lockout; 0 disables lockout.
+    # Wrong passwords allowed within the window before a wait (0: never wait; at most 100,
+    # NIST SP 800-63B's bound on consecutive failures before a throttle).
     max_failures: int = 5
-    # Lockout ends by itself after this many seconds (a classmate must not lock a child
-    # out for a day); 0 would mean "until an admin unlocks", which we refuse for students.
-    lockout_seconds: int = 300
+    # The wait, in seconds: it ends by itself (a classmate must not lock a child out for
+    # long). slapd 2.5.13 allows max_failures + 1 tries per wait after the first one.
+    lockout_seconds: int = 120
     # Failures older than this are forgotten.
-    failure_window_seconds: int = 600
-    history: int = 5
+    failure_window_seconds: int = 3600
+    # ppolicy's growing delay (0: off). Needs a slapd newer than 2.5.13, see above.
+    min_delay_seconds: int = 0
+    max_delay_seconds: int = 0
+    history: int = 10
     must_change_after_reset: bool = True
 
     def validate(self, path: str) -> None:
@@ -139,16 +171,46 @@ class PolicyConfig:
             raise ConfigError(f"{path}.min_length: at least 4")
         if self.max_failures < 0 or self.history < 0:
             raise ConfigError(f"{path}: max_failures and history cannot be negative")
+        if self.max_failures > 100:
+            raise ConfigError(f"{path}.max_failures: at most 100 (NIST SP 800-63B)")
         if self.max_failures and self.lockout_seconds <= 0:
             raise ConfigError(f"{path}.lockout_seconds: must be positive when lockout is on")
+        if self.failure_window_seconds < 1:
+            raise ConfigError(f"{path}.failure_window_seconds: at least 1")
+        if self.min_delay_seconds < 0:
+            raise ConfigError(f"{path}.min_delay_seconds: cannot be negative")
+        if self.min_delay_seconds and not (
+            self.min_delay_seconds <= self.max_delay_seconds <= 86400
+        ):
+            raise ConfigError(f"{path}.max_delay_seconds: between min_delay_seconds and 86400")
+        if self.min_delay_seconds and self.min_delay_seconds << self.max_shift >= _DELAY_INT_LIMIT:
+            most = 2 + (_DELAY_INT_LIMIT - 1).bit_length() - self.min_delay_seconds.bit_length()
+            raise ConfigError(
+                f"{path}.max_failures: at most {most} (or 0) with min_delay_seconds "
+                f"{self.min_delay_seconds}: slapd 2.5 computes min_delay << failures in a "
+                f"32-bit int"
+            )
+
+    @property
+    def max_shift(self) -> int:
+        """The largest failure count slapd shifts the delay by: the failures it keeps, less
+        the ones that lock instead of delaying."""
+        if self.max_failures:
+            return max(0, self.max_failures - 2)
+        return RECORDED_FAILURES
+
+    @property
+    def recorded_failures(self) -> int:
+        """pwdMaxRecordedFailure: what ppolicy would use anyway, written out."""
+        return max(self.max_failures, RECORDED_FAILURES)
 
 
 @dataclass(frozen=True)
 class PoliciesConfig:
     lower_primary: PolicyConfig = field(default_factory=PolicyConfig)
-    upper_primary: PolicyConfig = field(default_factory=lambda: PolicyConfig(min_length=8))
+    upper_primary: PolicyConfig = field(default_factory=PolicyConfig)
     staff: PolicyConfig = field(
-        default_factory=lambda: PolicyConfig(min_length=10, lockout_seconds=900, history=10)
+        default_factory=lambda: PolicyConfig(min_length=10, lockout_seconds=300, history=12)
     )
 
 

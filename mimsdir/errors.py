@@ -62,10 +62,24 @@ class NotFound(MimsError):
 
 
 class PolicyViolation(MimsError):
-    """slapd's password policy refused a password (too short, in history, ...)."""
+    """slapd's password policy refused a password (too short, in history, ...).
+
+    ``ppolicy_error`` is the password policy control's error (mimsdir.ldapio.PP_*), when
+    slapd sent one; ``diagnostic`` the server's text. slapd's password check module
+    (slapd-modules/mims_pwcheck.c) starts its text with a stable code, ``check_code``.
+    """
 
     exit_code = ExitCode.ROW_ERRORS
     code = "policy"
+    ppolicy_error: int | None = None
+    diagnostic: str = ""
+
+    @property
+    def check_code(self) -> str | None:
+        """The check module's rule that refused the password ("common", "name", "login",
+        "school", "repeat", "sequence", "space", "long", "unavailable"), or None."""
+        head = self.diagnostic.split(" ", 1)[0]
+        return head[len("mims:"):] if head.startswith("mims:") and len(head) > 5 else None
 
 
 class Conflict(MimsError):

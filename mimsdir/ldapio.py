@@ -35,7 +35,7 @@ from mimsdir.errors import (
 )
 
 Attrs = dict[str, list[bytes]]
-RELAX_ATTRS = frozenset({"pwdfailuretime"})
+RELAX_ATTRS = frozenset({"pwdfailuretime", "pwdaccounttmplockoutend"})
 Entry = tuple[str, Attrs]
 
 # ppolicy error codes (draft-behera-ldap-password-policy, python-ldap's PasswordPolicyControl)
@@ -120,11 +120,12 @@ def translate(exc: ldap.LDAPError, doing: str) -> MimsError:
         return DirectoryUnavailable(f"{doing}: directory unreachable ({detail})")
     pp = _ppolicy_from(_decode_ctrls(info))
     if pp is not None and pp.error is not None:
-        # The password policy said why: that beats the generic result code.
+        # The password policy said why: that beats the generic result code. The server's
+        # text is kept too: slapd's password check module puts a stable code first
+        # ("mims:common ..."), which the portal translates; it never holds the password.
         err = PolicyViolation(f"{doing}: {PPOLICY_REASONS.get(pp.error, str(detail))}")
-        err.ppolicy_error = pp.error  # type: ignore[attr-defined]
-        # The server's own words: slapd's quality check module puts a rule code first.
-        err.detail = str(detail)  # type: ignore[attr-defined]
+        err.ppolicy_error = pp.error
+        err.diagnostic = str(detail)
         return err
     if isinstance(exc, ldap.INVALID_CREDENTIALS):
         # Our own identity (a service or admin password file) is wrong: a configuration
@@ -142,7 +143,7 @@ def translate(exc: ldap.LDAPError, doing: str) -> MimsError:
         return Conflict(f"{doing}: the entry changed meanwhile")
     if isinstance(exc, ldap.CONSTRAINT_VIOLATION):
         plain = PolicyViolation(f"{doing}: {detail}")
-        plain.detail = str(detail)  # type: ignore[attr-defined]
+        plain.diagnostic = str(detail)
         return plain
     if isinstance(exc, ldap.UNWILLING_TO_PERFORM):
         return DirectoryError(f"{doing}: the directory is unwilling ({detail})")
@@ -276,10 +277,10 @@ class Conn:
 
     def modify(self, dn: str, modlist: list[tuple[int, str, Any]], doing: str,
                assertion: str | None = None) -> None:
-        """Modify; a change to ppolicy's ``pwdFailureTime`` (NO-USER-MODIFICATION in slapd
-        2.5) goes with the Relax Rules control, which slapd honours for holders of
-        ``manage`` on it (resetters, see schema/acl.in): an unlock must clear the failures,
-        or the next wrong password locks the student again.
+        """Modify; a change to ppolicy's ``pwdFailureTime`` or ``pwdAccountTmpLockoutEnd``
+        (NO-USER-MODIFICATION in slapd 2.5) goes with the Relax Rules control, which slapd
+        honours for holders of ``manage`` on them (resetters, see schema/acl.in): an unlock
+        must clear the failures and the sign-in delay, or the student still waits.
 
         ``assertion`` (RFC 4528): the modify happens only if the entry still matches this
         filter, else ``Conflict``: a counter read, then written, cannot lose a concurrent

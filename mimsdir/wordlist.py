@@ -22,6 +22,7 @@ says exactly how much.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import random
 import secrets
@@ -34,6 +35,7 @@ __all__ = [
     "default_password_bits",
     "generate_card_answer",
     "generate_default_password",
+    "is_simple_run",
     "load_words",
     "password_words",
 ]
@@ -93,10 +95,38 @@ def generate_card_answer(rng: random.Random | None = None) -> str:
     return f"{first} {second}"
 
 
+def is_simple_run(digits: str) -> bool:
+    """A digit run people add to a word: one short unit repeated (2222, 4545, 234234) or a
+    step up or down (2345, 8765).
+
+    slapd's password check module (slapd-modules/mims_pwcheck.c) strips such a run, like a
+    run of three characters or fewer, before comparing a password with the deny-list
+    ("monkey2222" is "monkey"). A default password never ends in one, so every default
+    password passes the module even when its word is on the list (Tiger, Monkey).
+    """
+    n = len(digits)
+    for unit in range(1, 5):
+        if 2 * unit <= n and n % unit == 0 and digits == digits[:unit] * (n // unit):
+            return True
+    if n < 3:
+        return False
+    steps = {ord(b) - ord(a) for a, b in itertools.pairwise(digits)}
+    return steps in ({1}, {-1})
+
+
+def _simple_runs_bound(n: int) -> int:
+    """At most how many runs of ``n`` digits from DIGITS `is_simple_run` refuses."""
+    k = len(DIGITS)
+    repeats = sum(k**u for u in range(1, 5) if 2 * u <= n and n % u == 0)
+    steps = 2 * max(0, k - n + 1)
+    return repeats + steps
+
+
 def default_password_bits(min_length: int = 8) -> float:
     """Lower bound on the entropy of `generate_default_password(min_length)`, in bits."""
     digits = max(_MIN_DIGITS, min_length - max(len(w) for w in password_words()))
-    return math.log2(len(password_words())) + digits * math.log2(len(DIGITS))
+    runs = len(DIGITS) ** digits - _simple_runs_bound(digits)
+    return math.log2(len(password_words())) + math.log2(runs)
 
 
 def generate_default_password(min_length: int = 8, rng: random.Random | None = None) -> str:
@@ -104,9 +134,11 @@ def generate_default_password(min_length: int = 8, rng: random.Random | None = N
 
     E.g. "Mango4821" or, for a short word, "Cat58274". The word is drawn uniformly from
     `password_words()` (1,090 words, ~10.09 bits); then at least 4 digits from 2-9
-    (3 bits each) are added, more when needed to reach `min_length`. Entropy is therefore at
-    least ~10.1 + 12 = ~22.1 bits (`default_password_bits()`): enough for a one-time password
-    behind slapd's lockout that must be changed at the first sign-in, not for anything else.
+    (3 bits each) are added, more when needed to reach `min_length`, redrawn while they are a
+    simple run (`is_simple_run`: 82 of the 4,096 four-digit runs). Entropy is therefore at
+    least ~10.1 + 11.97 = ~22 bits (`default_password_bits()`): enough for a one-time password
+    behind slapd's sign-in delays that must be changed at the first sign-in, not for anything
+    else.
 
     Always has an upper-case letter, lower-case letters and a digit. Digits are never 0 or 1 and
     the capital is never I or O.
@@ -119,5 +151,7 @@ def generate_default_password(min_length: int = 8, rng: random.Random | None = N
     r = _rng(rng)
     word = r.choice(password_words())
     n_digits = max(_MIN_DIGITS, min_length - len(word))
-    digits = "".join(r.choice(DIGITS) for _ in range(n_digits))
-    return word.capitalize() + digits
+    while True:
+        digits = "".join(r.choice(DIGITS) for _ in range(n_digits))
+        if not is_simple_run(digits):
+            return word.capitalize() + digits

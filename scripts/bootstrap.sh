@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what mimsdir needs on Debian 12, idempotently: system packages only if missing,
-# a .venv, and the package in editable mode. Run by `make demo` and `make test`.
+# a .venv, the package in editable mode, and slapd's password check module with its
+# deny-list (build/mims_pwcheck/). Run by `make install`, `make demo` and `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,3 +38,5 @@ if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$sta
   .venv/bin/pip install -q -e ".[test]"
   touch "$stamp"
 fi
+
+bash scripts/build_pwcheck.sh

@@ -70,7 +70,7 @@ def _give_card(root: Conn, cfg: Config, dn: str, answers: dict[str, str],
 
 
 def _lock(cfg: Config, dn: str) -> None:
-    """Lock the demo's locked student the way a classmate would: wrong passwords."""
+    """Make the demo's locked student wait the way a classmate would: wrong passwords."""
     for _ in range(cfg.policies.upper_primary.max_failures + 1):
         with Conn(cfg.ldap.uri) as c:
             c.bind_ppolicy(dn, "not-the-password")
@@ -113,7 +113,9 @@ def main() -> int:
     for q, a in cards["student"].items():
         print(f"  {texts[q]:58} {a}")
     print("The P4 student still has card answers: the portal makes them set their own.")
-    print("The locked student typed a wrong password too often: the 4A teacher can unlock.")
+    wait = cfg.policies.upper_primary.lockout_seconds
+    print(f"The locked student typed a wrong password too often: sign-ins wait {wait} s "
+          f"(it ends by itself); the 4A teacher can unlock now.")
     _who, label, mail, pw, dn = lines[0]
     print("\nSign in as the P2 student with ldap-utils, as an SSOE device would bind:")
     print(f"  ldapwhoami -x -H {cfg.ldap.uri} -D {shlex.quote(dn)} -w {shlex.quote(pw)}")

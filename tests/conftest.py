@@ -75,7 +75,7 @@ def write_config(path: Path, state_dir: Path, port: int, **extra: object) -> Pat
     data: dict[str, object] = {
         "ldap": {"uri": f"ldap://127.0.0.1:{port}", "base_dn": "dc=mims,dc=example"},
         "directory": {"state_dir": str(state_dir), "log_level": "stats"},
-        # Short windows so lockout tests finish in seconds.
+        # Short waits (3 wrong passwords, then 2 s) so the tests of waits finish in seconds.
         "policies": {
             "lower_primary": {"max_failures": 3, "lockout_seconds": 2,
                               "failure_window_seconds": 60},

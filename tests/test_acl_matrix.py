@@ -21,7 +21,10 @@ from tests.conftest import Factory, Person, conn_as, service_conn
 
 _added = itertools.count()
 ROLES = ("anonymous", "self", "other_student", "device", "sspr", "sync", "teacher",
-         "other_teacher", "admin")
+         "other_teacher", "admin", "portal_as_teacher")
+# The portal acting as the signed-in form teacher (proxied authorization) has exactly the
+# teacher's rights, no more: every row expects the same of both.
+AS_TEACHER = "portal_as_teacher"
 
 
 @dataclass
@@ -84,9 +87,13 @@ OPS: dict[str, tuple[Callable[[Conn, World], bool], set[str]]] = {
                    {"self", "sspr", "sync", "teacher", "admin"}),
     "read_challenge": (lambda c, w: _read(c, w.target.dn, "mimsChallenge"), {"sspr", "admin"}),
     "read_password_hash": (lambda c, w: _read(c, w.target.dn, "userPassword"), set()),
+    # A new password each time: slapd checks quality and history before the ACL refuses.
+    # "self": a signed-in student may change without repeating the old password (student
+    # policies have pwdSafeModify FALSE, so that the SSPR portal's writes are checked).
     "reset_password": (
-        lambda c, w: _write(lambda: c.set_password(w.target.dn, "Reset-by-someone-7")),
-        {"sspr", "sync", "teacher", "admin"}),
+        lambda c, w: _write(lambda: c.set_password(w.target.dn,
+                                                   f"Reset-by-someone-{next(_added)}x")),
+        {"self", "sspr", "sync", "teacher", "admin"}),
     "write_challenge": (
         lambda c, w: _write(lambda: c.modify(w.target.dn, [(ldap.MOD_REPLACE, "mimsChallenge",
                                                             [b"q1$x"])], "w")),
@@ -121,6 +128,27 @@ OPS: dict[str, tuple[Callable[[Conn, World], bool], set[str]]] = {
         {"admin"}),
     "read_staff_mail": (lambda c, w: _read(c, w.teacher.dn, "mail"),
                         {"device", "sspr", "sync", "teacher", "other_teacher", "admin"}),
+    # A student's form teacher is roster data: the sync and ICT set it, never a teacher.
+    "write_form_teacher": (
+        lambda c, w: _write(lambda: c.modify(w.target.dn, [(ldap.MOD_REPLACE,
+                                                            "mimsFormTeacher",
+                                                            [w.other_teacher.dn.encode()])],
+                                             "w")),
+        {"sync", "admin"}),
+    # A teacher's password, set without the old one: only ICT. The teacher themself (and the
+    # portal acting as them) must give the old one (the staff policy's pwdSafeModify).
+    "set_teacher_password": (
+        lambda c, w: _write(lambda: c.set_password(w.teacher.dn,
+                                                   f"Staff-reset-{next(_added)}x-river")),
+        {"admin"}),
+    # Who the ICT admins are: the portal may only test it in its authzTo filter.
+    "read_admin_group": (lambda c, w: _read(c, w.dns.admins, "member"), {"admin"}),
+    # The decoy: anyone may try a password on it; nobody may read or change it.
+    "read_decoy": (lambda c, w: _read(c, w.dns.service("decoy"), "cn"), set()),
+    "write_decoy": (
+        lambda c, w: _write(lambda: c.modify(w.dns.service("decoy"), [(
+            ldap.MOD_REPLACE, "description", [b"x"])], "w")),
+        set()),
     "read_config": (lambda c, w: _read(c, "cn=config", "cn"), set()),
     "read_accesslog": (lambda c, w: _read(c, "cn=accesslog", "cn"), set()),
     "read_service_password": (
@@ -149,6 +177,10 @@ def _try_delete(c: Conn, w: World, status: str) -> bool:
 def _connect(role: str, w: World, cfg) -> Conn:  # type: ignore[no-untyped-def]
     if role == "anonymous":
         return Conn(cfg.ldap.uri)
+    if role == AS_TEACHER:
+        c = service_conn(cfg, "sspr")
+        c.act_as(w.teacher.dn)
+        return c
     if role in ("device", "sspr", "sync"):
         return service_conn(cfg, role)
     who = {"self": w.target, "other_student": w.other_student, "teacher": w.teacher,
@@ -176,6 +208,8 @@ def test_acl_matrix(op: str, world: World, slapd) -> None:  # type: ignore[no-un
                 got[role] = fn(c, world)
             except MimsError as exc:  # any other error is a failure of the test, not a "no"
                 pytest.fail(f"{op} as {role}: unexpected error {exc}")
+    if "teacher" in allowed:
+        allowed = allowed | {AS_TEACHER}
     expected = {role: role in allowed for role in ROLES}
     assert got == expected, f"{op}: allowed for {sorted(r for r, v in got.items() if v)}"
 
@@ -218,3 +252,55 @@ def test_portal_acts_as_a_teacher_with_the_teachers_rights(slapd, world: World):
         c.act_as(world.teacher.dn)
         with pytest.raises(MimsError):
             c.whoami()
+
+
+def test_portal_cannot_act_as_an_ict_admin_or_disabled_staff(slapd, world: World, root):  # type: ignore[no-untyped-def]
+    """With sspr.pw one gets a form teacher's rights at most: acting as an ICT admin, or as
+    a member of staff who is disabled, is refused by slapd (authzTo's filter). Group
+    membership counts at the moment of the request (memberOf computed by dynlist)."""
+    dns = world.dns
+    with service_conn(slapd, "sspr") as c:
+        c.act_as(world.admin.dn)
+        with pytest.raises(MimsError, match="PROXIED_AUTHORIZATION_DENIED"):
+            c.whoami()
+        c.act_as(world.teacher.dn)
+        assert c.whoami().lower() == f"dn:{world.teacher.dn}".lower()
+        root.modify(dns.admins, [(ldap.MOD_ADD, "member", [world.teacher.dn.encode()])],
+                    "making the teacher an ICT admin")
+        world.make.admin_members.append(world.teacher.dn)
+        with pytest.raises(MimsError, match="PROXIED_AUTHORIZATION_DENIED"):
+            c.whoami()
+        c.act_as(world.other_teacher.dn)
+        assert c.whoami()
+        root.modify(world.other_teacher.dn, [(ldap.MOD_REPLACE, "mimsAccountStatus",
+                                              [b"disabled"])], "disabling a teacher")
+        with pytest.raises(MimsError, match="PROXIED_AUTHORIZATION_DENIED"):
+            c.whoami()
+
+
+def test_disabled_staff_cannot_bind(slapd, make, root):  # type: ignore[no-untyped-def]
+    t = make.teacher(password="Teacher-pass-1")
+    with Conn(slapd.ldap.uri) as c:
+        assert c.bind_ppolicy(t.dn, "Teacher-pass-1").ok
+    root.modify(t.dn, [(ldap.MOD_REPLACE, "mimsAccountStatus", [b"disabled"])], "disabling")
+    with Conn(slapd.ldap.uri) as c:
+        assert not c.bind_ppolicy(t.dn, "Teacher-pass-1").ok
+    root.modify(t.dn, [(ldap.MOD_REPLACE, "mimsAccountStatus", [b"active"])], "enabling")
+    with Conn(slapd.ldap.uri) as c:
+        assert c.bind_ppolicy(t.dn, "Teacher-pass-1").ok
+
+
+def test_decoy_refuses_never_locks_and_records_each_failure(slapd, dns, root):  # type: ignore[no-untyped-def]
+    """A failed bind to the decoy costs what a student's does: the argon2 check and the
+    failure write; it never locks, however many."""
+    decoy = dns.service("decoy")
+    before = len(root.get(decoy, ["pwdFailureTime"], "decoy failures").get("pwdFailureTime",
+                                                                              []))
+    for i in range(8):
+        with Conn(slapd.ldap.uri) as c:
+            out = c.bind_ppolicy(decoy, f"some-guess-{i}")
+        assert not out.ok and not out.locked
+    raw = root.get(decoy, ["pwdFailureTime", "pwdAccountLockedTime", "userPassword"], "decoy")
+    assert raw["userPassword"][0].startswith(b"{ARGON2}$argon2i$v=19$m=19456,t=3,p=1$")
+    assert "pwdAccountLockedTime" not in raw
+    assert len(raw["pwdFailureTime"]) == 5 or len(raw["pwdFailureTime"]) > before

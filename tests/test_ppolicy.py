@@ -8,7 +8,7 @@ import time
 import ldap
 import pytest
 
-from mimsdir.errors import AccessDenied, PolicyViolation
+from mimsdir.errors import AccessDenied, MimsError, PolicyViolation
 from mimsdir.ldapio import Conn, first
 from tests.conftest import conn_as, service_conn
 
@@ -92,12 +92,32 @@ def test_quality_min_length_and_history(slapd, make):
     with conn_as(slapd, s.dn, "Original-1") as c:
         with pytest.raises(PolicyViolation, match="too short"):
             c.set_password(s.dn, "abc", old="Original-1")
-        # Old password required for a self change (pwdSafeModify).
-        with pytest.raises(PolicyViolation, match="old password"):
-            c.set_password(s.dn, "Another-pass-2")
+        # A wrong old password is refused by the Password Modify operation itself, whatever
+        # the policy's pwdSafeModify says.
+        with pytest.raises(MimsError, match="unwilling"):
+            c.set_password(s.dn, "Another-pass-2", old="Not-the-old-one-1")
         c.set_password(s.dn, "Another-pass-2", old="Original-1")
         with pytest.raises(PolicyViolation, match="used before"):
             c.set_password(s.dn, "Original-1", old="Another-pass-2")
+
+
+def test_student_self_change_needs_a_bind_not_the_old_password(slapd, make):
+    """Student policies have pwdSafeModify FALSE (so the SSPR portal's write is checked like
+    the student's own): a student signed in may change without repeating the old one."""
+    s = make.student(level="P4", password="Original-1")
+    with conn_as(slapd, s.dn, "Original-1") as c:
+        c.set_password(s.dn, "Another-pass-2")
+    assert bind(slapd, s.dn, "Another-pass-2")[1].ok
+
+
+def test_staff_self_change_still_needs_the_old_password(slapd, make):
+    """Staff keep pwdSafeModify: the portal acting as a teacher must never set that
+    teacher's password without the old one."""
+    t = make.teacher(password="Teacher-pass-1")
+    with conn_as(slapd, t.dn, "Teacher-pass-1") as c:
+        with pytest.raises(PolicyViolation, match="old password"):
+            c.set_password(t.dn, "Brand-new-staff-9")
+        c.set_password(t.dn, "Brand-new-staff-9", old="Teacher-pass-1")
 
 
 def test_mail_is_unique(slapd, make, root):

@@ -61,6 +61,9 @@ def student() -> None:
 def _lock_text(s: StudentRecord, lockouts: Lockouts, now: datetime) -> str:
     if s.lock_permanent:
         return "YES, until unlocked (locked by an administrator)"
+    if s.waiting_now(now):
+        return (f"YES, waiting after wrong passwords until {show_time(s.waiting_until)} "
+                f"(ends by itself; unlock ends it now)")
     if s.locked_at is None:
         return "no"
     seconds = lockouts.seconds(s.policy_dn)
@@ -134,6 +137,7 @@ def student_json(s: StudentRecord, lockouts: Lockouts, now: datetime,
         "left_at": iso(s.left_at),
         "locked": s.locked_now(now, seconds),
         "locked_at": iso(s.locked_at), "locked_until": iso(s.locked_until(seconds)),
+        "waiting_until": iso(s.waiting_until) if s.waiting_now(now) else None,
         "failed_binds": s.failure_count, "must_change": s.must_change,
         "password_changed_at": iso(s.password_changed_at),
         "sspr_failures": s.sspr_failures, "sspr_locked_until": iso(s.sspr_locked_until),

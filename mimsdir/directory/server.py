@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -20,15 +21,17 @@ import ldap
 
 from mimsdir.config import Config
 from mimsdir.directory.slapdconf import (
+    DECOY,
     OUS,
     SERVICES,
     Dns,
+    decoy_entry,
     policies,
     render_config,
     render_tree,
     service_authz,
 )
-from mimsdir.errors import DirectoryError, DirectoryUnavailable
+from mimsdir.errors import ConfigError, DirectoryError, DirectoryUnavailable
 from mimsdir.ldapio import Conn
 
 READY_TIMEOUT = 30.0
@@ -91,6 +94,59 @@ def _ensure_service_passwords(cfg: Config) -> dict[str, str]:
     return out
 
 
+def decoy_password_hash(cfg: Config) -> str:
+    """A fresh random password for the decoy account, hashed like a student's; the clear
+    text is dropped at once, so nobody can ever sign in as the decoy."""
+    return hash_password(cfg, secrets.token_urlsafe(32))
+
+
+def check_pwcheck_files(cfg: Config) -> None:
+    """The password check module and its deny-list must exist before slapd may use them:
+    without them every student's own password change would be refused ("mims:unavailable")."""
+    d = cfg.directory
+    if not d.pwcheck_module:
+        return
+    for key, value in (("pwcheck_module", d.pwcheck_module),
+                       ("pwcheck_denylist", d.pwcheck_denylist)):
+        path = cfg.path(value).resolve()
+        if not path.is_file():
+            raise ConfigError(f"directory.{key}: {path} not found (scripts/bootstrap.sh, run "
+                              f"by `make install`, builds it; an empty pwcheck_module turns "
+                              f"the check module off)")
+
+
+#: The last slapd release whose ppolicy delay (pwdMinDelay) must not be used: 2.5.13 writes the
+#: delay's end time (pwdAccountTmpLockoutEnd) through an uninitialised berval
+#: (servers/slapd/overlays/ppolicy.c, ppolicy_bind_response), and a wrong password brings
+#: slapd down (an assertion in entry_schema_check). Debian 12 ships 2.5.13.
+LAST_SLAPD_WITHOUT_SAFE_DELAYS = (2, 5, 13)
+
+
+def slapd_version(cfg: Config) -> tuple[int, int, int] | None:
+    """The installed slapd's release, from ``slapd -VV`` (None if it cannot be told)."""
+    res = subprocess.run([cfg.directory.slapd, "-VV"], capture_output=True, text=True,
+                         check=False)
+    match = re.search(r"slapd (\d+)\.(\d+)\.(\d+)", res.stdout + res.stderr)
+    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+
+
+def check_delays_supported(cfg: Config) -> None:
+    """Refuse ppolicy's growing delay on a slapd whose delay code crashes it."""
+    pol = cfg.policies
+    named = [(name, p) for name, p in (("lower_primary", pol.lower_primary),
+                                       ("upper_primary", pol.upper_primary),
+                                       ("staff", pol.staff)) if p.min_delay_seconds]
+    if not named:
+        return
+    version = slapd_version(cfg)
+    if version is None or version <= LAST_SLAPD_WITHOUT_SAFE_DELAYS:
+        shown = ".".join(map(str, version)) if version else "unknown"
+        raise ConfigError(
+            f"policies.{named[0][0]}.min_delay_seconds: slapd {shown} cannot use ppolicy's "
+            f"growing delay (its pwdMinDelay code crashes slapd on a wrong password); set it "
+            f"to 0 and use max_failures/lockout_seconds (docs/security.md §2)")
+
+
 def hash_password(cfg: Config, password: str) -> str:
     """Hash with slappasswd and the server's own argon2 module and parameters.
 
@@ -146,6 +202,7 @@ def build(cfg: Config) -> None:
     _run([cfg.directory.slapd, "-Ttest", "-u", "-F", str(config_dir)], "slapd -Ttest")
     if not (state / "data" / "data.mdb").exists() and not cfg.directory.replication.join:
         hashed = {name: hash_password(cfg, pw) for name, pw in passwords.items()}
+        hashed[DECOY] = decoy_password_hash(cfg)
         tree = state / "tree.ldif"
         _write_private(tree, render_tree(cfg, hashed))
         try:
@@ -169,7 +226,14 @@ def _listen_urls(cfg: Config) -> str:
 
 
 def up(cfg: Config) -> tuple[Status, bool]:
-    """Start slapd if it is not running. Returns (status, started_now)."""
+    """Start slapd if it is not running. Returns (status, started_now).
+
+    If anything fails after slapd was started (it never becomes ready, the policies cannot be
+    written, ...), the slapd started here is stopped before the error is raised: a failed
+    ``up`` leaves no half-configured directory running.
+    """
+    check_pwcheck_files(cfg)
+    check_delays_supported(cfg)
     pid = _pid(cfg)
     if pid is not None:
         ensure_policies(cfg)
@@ -193,9 +257,29 @@ def up(cfg: Config) -> tuple[Status, bool]:
         env={**os.environ, "MIMS_SLAPD_LOG": str(log)}, check=True, capture_output=True,
         text=True,
     )
-    _wait_ready(cfg, log, int(started.stdout.strip()))
-    ensure_policies(cfg)
+    new_pid = int(started.stdout.strip())
+    try:
+        _wait_ready(cfg, log, new_pid)
+        ensure_policies(cfg)
+    except BaseException:
+        _stop_started(cfg, new_pid)
+        raise
     return status(cfg), True
+
+
+def _stop_started(cfg: Config, pid: int, timeout: float = 30.0) -> None:
+    """Stop the slapd this ``up`` started, by the pid the shell reported (its pid file may
+    not exist yet when start-up failed early)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(FileNotFoundError):
+        (cfg.state_dir / "slapd.pid").unlink()
 
 
 def ensure_policies(cfg: Config) -> list[str]:
@@ -228,7 +312,7 @@ def ensure_policies(cfg: Config) -> list[str]:
                 changed.append(name)
         for name, attrs in policies(cfg).items():
             dn = dns.policy(name)
-            current = c.get(dn, list(attrs), f"reading the {name} policy")
+            current = c.get(dn, [*attrs, *_OPTIONAL_POLICY_ATTRS], f"reading the {name} policy")
             if current is None and replicated:
                 continue
             if current is None:
@@ -236,17 +320,17 @@ def ensure_policies(cfg: Config) -> list[str]:
                       f"adding the {name} policy")
                 changed.append(name)
                 continue
-            mods = []
-            for key, want in attrs.items():
-                if key == "objectClass":
-                    continue
-                have = sorted(v.decode() for k, vs in current.items() if k.lower() == key.lower()
-                              for v in vs)
-                if have != sorted(want):
-                    mods.append((ldap.MOD_REPLACE, key, [v.encode() for v in want]))
+            mods = _policy_mods(current, attrs)
             if mods:
                 c.modify(dn, mods, f"updating the {name} policy")
                 changed.append(name)
+        decoy_dn = dns.service(DECOY)
+        if not replicated and c.get(decoy_dn, ["1.1"], "looking for the decoy") is None:
+            # Added after its policy (above), which it names.
+            c.add(decoy_dn, {k: [v.encode() for v in vs]
+                             for k, vs in decoy_entry(dns, decoy_password_hash(cfg)).items()},
+                  "adding the decoy account")
+            changed.append(DECOY)
         for name, authz in service_authz(dns).items():
             dn = dns.service(name)
             entry = c.get(dn, ["authzTo"], f"reading the {name} service's authzTo") or {}
@@ -255,6 +339,33 @@ def ensure_policies(cfg: Config) -> list[str]:
                          f"updating the {name} service's authzTo")
                 changed.append(f"{name}-authz")
     return changed
+
+
+def _policy_mods(current: dict[str, list[bytes]], want_attrs: dict[str, list[str]]
+                 ) -> list[tuple[int, str, list[bytes]]]:
+    """The modify list that makes a policy entry say what the config says. Object classes
+    are only ever added (pwdPolicyChecker, for the check module's attributes, comes first);
+    the check module's attributes are removed when the config turns it off."""
+    mods: list[tuple[int, str, list[bytes]]] = []
+
+    def have(key: str) -> list[str]:
+        return [v.decode() for k, vs in current.items() if k.lower() == key.lower() for v in vs]
+
+    missing = [oc for oc in want_attrs.get("objectClass", [])
+               if oc.lower() not in {h.lower() for h in have("objectClass")}]
+    if missing:
+        mods.append((ldap.MOD_ADD, "objectClass", [oc.encode() for oc in missing]))
+    for key, want in want_attrs.items():
+        if key != "objectClass" and sorted(have(key)) != sorted(want):
+            mods.append((ldap.MOD_REPLACE, key, [v.encode() for v in want]))
+    for key in _OPTIONAL_POLICY_ATTRS:  # the check module was turned off
+        if key not in want_attrs and have(key):
+            mods.append((ldap.MOD_REPLACE, key, []))
+    return mods
+
+
+#: Policy attributes the config may stop setting, removed then.
+_OPTIONAL_POLICY_ATTRS = ("pwdCheckModule", "pwdCheckModuleArg")
 
 
 def _alive(pid: int) -> bool:

@@ -17,6 +17,8 @@ SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schema"
 
 SERVICES = ("sync", "sspr", "device", "replicator")
 OUS = ("students", "staff", "groups", "services", "policies", "sessions")
+#: The decoy account (ou=services): see decoy_entry.
+DECOY = "decoy"
 
 
 @dataclass(frozen=True)
@@ -72,11 +74,22 @@ class Dns:
         return f"uid={escape_dn_chars(uid)},{self.students}"
 
 
+def form_teacher_filter(dns: Dns) -> str:
+    """Who the portal may act as: a member of staff (mimsStaff) who is not an ICT admin and
+    not disabled or gone (no mimsAccountStatus counts as active). ``memberOf`` is computed
+    by the dynlist overlay at the moment of the check, so adding someone to cn=ict-admins
+    takes effect at once."""
+    return (f"(&(objectClass=mimsStaff)(!(memberOf={dns.admins}))"
+            f"(|(!(mimsAccountStatus=*))(mimsAccountStatus=active)))")
+
+
 def service_authz(dns: Dns) -> dict[str, list[str]]:
     """Whom each service may act as (``authzTo``, with ``olcAuthzPolicy: to``): the portal
-    acts as a signed-in teacher, so slapd checks a teacher's writes against the teacher's
-    ACLs. No service may act as a student, an admin group or another service."""
-    return {"sspr": [f"dn.children:{dns.staff}"]}
+    acts as a signed-in form teacher, so slapd checks a teacher's writes against the
+    teacher's ACLs. No service may act as a student, an ICT admin, a disabled member of
+    staff or another service: with the portal's password one gets a teacher's rights at
+    most, never an admin's."""
+    return {"sspr": [f"ldap:///{dns.staff}??one?{form_teacher_filter(dns)}"]}
 
 
 def policy_for_level(level: str) -> str:
@@ -94,6 +107,7 @@ def render_acl(dns: Dns) -> list[str]:
         "sspr": dns.service("sspr"),
         "device": dns.service("device"),
         "replicator": dns.service("replicator"),
+        "decoy": dns.service(DECOY),
         "teacher": 'set="this/mimsFormTeacher & user"',
     }
     rules: list[str] = []
@@ -167,10 +181,27 @@ def render_config(cfg: Config, replicator_password: str | None = None) -> str:
     return template.substitute(values)
 
 
-def policy_attrs(name: str, p: PolicyConfig | None) -> dict[str, list[str]]:
-    """The ppolicy entry's attributes for a policy of the config (None: service accounts)."""
+def _check_module(cfg: Config) -> dict[str, str]:
+    """ppolicy's pwdCheckModule settings: the project's own module and its deny-list."""
+    d = cfg.directory
+    if not d.pwcheck_module:
+        return {}
+    return {"pwdCheckModule": str(cfg.path(d.pwcheck_module).resolve()),
+            "pwdCheckModuleArg": str(cfg.path(d.pwcheck_denylist).resolve())}
+
+
+def policy_attrs(name: str, p: PolicyConfig | None, check: dict[str, str] | None = None,
+                 safe_modify: bool = False) -> dict[str, list[str]]:
+    """The ppolicy entry's attributes for a policy of the config (None: service accounts).
+
+    ``check`` holds pwdCheckModule and pwdCheckModuleArg (empty: no check module).
+    ``safe_modify``: whoever is not a password administrator must give the old password
+    (staff: the portal, acting as a teacher, must never set that teacher's password).
+    """
+    check = check or {}
     attrs: dict[str, list[str]] = {
-        "objectClass": ["organizationalRole", "pwdPolicy"],
+        "objectClass": ["organizationalRole", "pwdPolicy"] + (["pwdPolicyChecker"] if check
+                                                              else []),
         "cn": [name],
         "pwdAttribute": ["userPassword"],
     }
@@ -182,33 +213,82 @@ def policy_attrs(name: str, p: PolicyConfig | None) -> dict[str, list[str]]:
                     "pwdMustChange": "FALSE", "pwdAllowUserChange": "TRUE", "pwdInHistory": "0",
                     "pwdSafeModify": "FALSE"}
     else:
+        delays = p.min_delay_seconds > 0
         settings = {
             "pwdMinLength": str(p.min_length),
-            # 2 = refuse what slapd cannot check: a client-hashed password is rejected.
+            # 2 = refuse what slapd cannot check: a client-hashed password is rejected. Above
+            # 0, slapd also runs the check module for anyone who is not a password admin.
             "pwdCheckQuality": "2",
-            "pwdLockout": "TRUE" if p.max_failures else "FALSE",
+            # ppolicy enforces both the wait and the delays only with pwdLockout TRUE
+            # (account_locked() returns early otherwise).
+            "pwdLockout": "TRUE" if (p.max_failures or delays) else "FALSE",
             "pwdMaxFailure": str(p.max_failures),
             "pwdLockoutDuration": str(p.lockout_seconds),
             "pwdFailureCountInterval": str(p.failure_window_seconds),
+            # The growing delay: binds refused until now + min(min << n, max). 0 on slapd
+            # 2.5.13, whose delay code crashes (config.PolicyConfig).
+            "pwdMinDelay": str(p.min_delay_seconds),
+            "pwdMaxDelay": str(p.max_delay_seconds if delays else 0),
+            "pwdMaxRecordedFailure": str(p.recorded_failures),
             "pwdInHistory": str(p.history),
             "pwdMustChange": "TRUE" if p.must_change_after_reset else "FALSE",
             "pwdAllowUserChange": "TRUE",
-            # A signed-in user changing their own password must give the old one; resetters
-            # (ICT, teachers, SSPR, sync) hold "manage" on userPassword, see schema/acl.in.
-            "pwdSafeModify": "TRUE",
+            # Students: FALSE, so that a write by someone who is not a password administrator
+            # and does not know the old password (the SSPR portal setting the password a
+            # student chose after answering their questions) is checked like the student's
+            # own change: check module and history. A student's own change still needs a
+            # bind as the student, and the Password Modify operation still verifies the old
+            # password whenever one is given. Resetters who issue default passwords (ICT,
+            # teachers, sync) hold "manage" on userPassword, see schema/acl.in.
+            "pwdSafeModify": "TRUE" if safe_modify else "FALSE",
         }
+        settings.update(check)
     attrs.update({k: [v] for k, v in settings.items()})
     return attrs
 
 
+def decoy_policy_attrs(p: PolicyConfig) -> dict[str, list[str]]:
+    """The decoy account's policy: a failed bind costs what a student's does, and never locks.
+
+    Like a student's policy ``p`` it records each failure time (pwdMaxRecordedFailure, so
+    slapd writes pwdFailureTime on every failed bind, the same modify as for a student);
+    pwdLockout FALSE means nothing recorded is ever enforced.
+    """
+    return {
+        "objectClass": ["organizationalRole", "pwdPolicy"],
+        "cn": [DECOY],
+        "pwdAttribute": ["userPassword"],
+        "pwdMinLength": ["16"],
+        "pwdCheckQuality": ["2"],
+        "pwdLockout": ["FALSE"],
+        "pwdMaxFailure": ["0"],
+        "pwdFailureCountInterval": [str(p.failure_window_seconds)],
+        "pwdMaxRecordedFailure": [str(p.recorded_failures)],
+        "pwdInHistory": ["0"],
+        "pwdMustChange": ["FALSE"],
+        "pwdAllowUserChange": ["FALSE"],
+        "pwdSafeModify": ["FALSE"],
+    }
+
+
 def policies(cfg: Config) -> dict[str, dict[str, list[str]]]:
     pol = cfg.policies
+    check = _check_module(cfg)
     return {
-        "lower-primary": policy_attrs("lower-primary", pol.lower_primary),
-        "upper-primary": policy_attrs("upper-primary", pol.upper_primary),
-        "staff": policy_attrs("staff", pol.staff),
+        "lower-primary": policy_attrs("lower-primary", pol.lower_primary, check),
+        "upper-primary": policy_attrs("upper-primary", pol.upper_primary, check),
+        "staff": policy_attrs("staff", pol.staff, check, safe_modify=True),
         "services": policy_attrs("services", None),
+        DECOY: decoy_policy_attrs(pol.lower_primary),
     }
+
+
+def decoy_entry(dns: Dns, hashed_password: str) -> dict[str, list[str]]:
+    """``cn=decoy,ou=services``: the portal binds to it when a login ID has no usable account,
+    so a wrong password costs the same argon2 check and the same failure write either way.
+    Its password is random and written nowhere: nobody can sign in as it."""
+    return {"objectClass": ["applicationProcess", "simpleSecurityObject"], "cn": [DECOY],
+            "userPassword": [hashed_password], "pwdPolicySubentry": [dns.policy(DECOY)]}
 
 
 def _ldif(dn: str, attrs: dict[str, list[str]]) -> str:
@@ -230,10 +310,12 @@ def _base_entry(base: str) -> str:
 
 
 def render_tree(cfg: Config, service_passwords: dict[str, str]) -> str:
-    """The base entry, the OUs, the policies and the service accounts, for ``slapadd``.
+    """The base entry, the OUs, the policies, the service accounts and the decoy, for
+    ``slapadd``.
 
     slapadd stores values as given, so ``service_passwords`` holds hashes made by slappasswd
-    with the same argon2 module and parameters as the server (never clear text).
+    with the same argon2 module and parameters as the server (never clear text); the
+    decoy's is under the key ``DECOY``.
     """
     dns = Dns(cfg.ldap.base_dn)
     entries = [_base_entry(dns.base)]
@@ -252,5 +334,6 @@ def render_tree(cfg: Config, service_passwords: dict[str, str]) -> str:
         ]
         lines += [f"authzTo: {v}" for v in service_authz(dns).get(name, [])]
         entries.append("\n".join(lines))
+    entries.append(_ldif(dns.service(DECOY), decoy_entry(dns, service_passwords[DECOY])))
     return "\n\n".join(entries) + "\n"
 

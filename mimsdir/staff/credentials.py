@@ -65,13 +65,15 @@ def sspr_clear_modlist() -> Modlist:
 
 
 def unlock_modlist() -> Modlist:
-    """Directory lockout, recorded failures and SSPR back-off. A replace with no values
-    deletes the attribute when present and is no error when absent, so unlocking is
-    idempotent. ``pwdFailureTime`` is NO-USER-MODIFICATION in slapd: ``Conn.modify`` sends
-    the Relax Rules control for it, which resetters may use (``manage`` in schema/acl.in).
-    Without clearing it, the next wrong password would lock the student again at once.
+    """Directory lockout, sign-in delay, recorded failures and SSPR back-off. A replace with
+    no values deletes the attribute when present and is no error when absent, so unlocking
+    is idempotent. ``pwdFailureTime`` and ``pwdAccountTmpLockoutEnd`` are
+    NO-USER-MODIFICATION in slapd: ``Conn.modify`` sends the Relax Rules control for them,
+    which resetters may use (``manage`` in schema/acl.in). Without clearing the failures,
+    the next wrong password would start the delay at its longest again.
     """
     return [(ldap.MOD_REPLACE, "pwdAccountLockedTime", []),
+            (ldap.MOD_REPLACE, "pwdAccountTmpLockoutEnd", []),
             (ldap.MOD_REPLACE, "pwdFailureTime", []), *sspr_clear_modlist()]
 
 

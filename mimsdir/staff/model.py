@@ -22,7 +22,8 @@ STUDENT_ATTRS: tuple[str, ...] = (
     "mimsSchoolCode", "mimsLevel", "mimsClass", "mimsFormTeacher", "mimsAccountStatus",
     "mimsLeftAt", "mimsChallenge", "mimsChallengeOrigin", "mimsQnaMustChange",
     "mimsSsprFailures", "mimsSsprLockedUntil", "mimsSsprAsked", "mimsCredentialPending",
-    "pwdPolicySubentry", "pwdAccountLockedTime", "pwdFailureTime", "pwdReset", "pwdChangedTime",
+    "pwdPolicySubentry", "pwdAccountLockedTime", "pwdAccountTmpLockoutEnd", "pwdFailureTime",
+    "pwdReset", "pwdChangedTime",
     "createTimestamp", "modifyTimestamp",
 )
 
@@ -78,6 +79,9 @@ class StudentRecord:
     left_at: datetime | None
     locked_at: datetime | None
     lock_permanent: bool
+    # ppolicy's sign-in delay after wrong passwords (pwdAccountTmpLockoutEnd): binds are
+    # refused until then. Left in place once passed, like pwdAccountLockedTime.
+    waiting_until: datetime | None
     failure_count: int
     must_change: bool
     password_changed_at: datetime | None
@@ -107,7 +111,11 @@ class StudentRecord:
 
     @property
     def has_lock_record(self) -> bool:
-        return self.lock_permanent or self.locked_at is not None
+        return self.lock_permanent or self.locked_at is not None or self.waiting_until is not None
+
+    def waiting_now(self, now: datetime) -> bool:
+        """Is the student in a sign-in delay after wrong passwords (it ends by itself)?"""
+        return self.waiting_until is not None and self.waiting_until > now
 
     def locked_until(self, lockout_seconds: int | None) -> datetime | None:
         """When the directory lockout ends by itself; None if not locked or only by an admin.
@@ -119,9 +127,10 @@ class StudentRecord:
         return self.locked_at + timedelta(seconds=lockout_seconds)
 
     def locked_now(self, now: datetime, lockout_seconds: int | None) -> bool:
-        """Is a sign-in refused right now? ppolicy keeps pwdAccountLockedTime after the lock
-        has expired (until the next successful bind), so presence alone is not the answer."""
-        if self.lock_permanent:
+        """Is a sign-in refused right now, by a lock or a sign-in delay? ppolicy keeps
+        pwdAccountLockedTime and pwdAccountTmpLockoutEnd after they have passed (until the
+        next successful bind, or for good), so presence alone is not the answer."""
+        if self.lock_permanent or self.waiting_now(now):
             return True
         if self.locked_at is None:
             return False
@@ -182,6 +191,7 @@ def parse_student(dn: str, attrs: Attrs) -> StudentRecord:
         left_at=parse_gtime(first(attrs, "mimsLeftAt")),
         locked_at=None if locked_raw == PERMANENT_LOCK else parse_gtime(locked_raw),
         lock_permanent=locked_raw == PERMANENT_LOCK,
+        waiting_until=parse_gtime(first(attrs, "pwdAccountTmpLockoutEnd")),
         failure_count=len(values(attrs, "pwdFailureTime")),
         must_change=_bool(attrs, "pwdReset"),
         password_changed_at=parse_gtime(first(attrs, "pwdChangedTime")),
@@ -223,8 +233,8 @@ def student_filter(
 ) -> str:
     """The LDAP filter for students in a scope; every value escaped.
 
-    ``locked`` selects entries with a lock record; whether the lock is still in force is
-    decided afterwards with the policy's duration (``StudentRecord.locked_now``).
+    ``locked`` selects entries with a lock or sign-in delay record; whether it is still in
+    force is decided afterwards with the policy's duration (``StudentRecord.locked_now``).
 
     >>> student_filter(school="DEMOPS", levels=["P2", "P3"], status="active")
     '(&(objectClass=mimsStudent)(mimsSchoolCode=DEMOPS)(|(mimsLevel=P2)(mimsLevel=P3))(mimsAccountStatus=active))'
@@ -240,7 +250,7 @@ def student_filter(
     if status:
         parts.append(f"(mimsAccountStatus={escape_filter(status)})")
     if locked:
-        parts.append("(pwdAccountLockedTime=*)")
+        parts.append("(|(pwdAccountLockedTime=*)(pwdAccountTmpLockoutEnd=*))")
     if must_change:
         parts.append("(pwdReset=TRUE)")
     if qna_pending:

@@ -38,7 +38,7 @@ def min_length(level: str) -> int:
     return (p.upper_primary if level in UPPER else p.lower_primary).min_length
 
 
-def quality_message(rule: str) -> str | None:
+def quality_message(rule: str | None) -> str | None:
     """What slapd's check module refused (``mims:<rule>`` leads its message), in words a
     child understands, in the page's language."""
     messages = {
@@ -46,6 +46,7 @@ def quality_message(rule: str) -> str | None:
                     "your own, for example two words you like and a number."),
         "login": _("Your password cannot have your login ID or student ID in it."),
         "name": _("Your password cannot have your name in it."),
+        "school": _("Your password cannot have your school's code in it."),
         "repeat": _("Your password cannot be the same letter or number again and again."),
         "sequence": _("Your password cannot be a row of letters or numbers, like 12345678 or "
                       "abcdefgh."),
@@ -53,16 +54,14 @@ def quality_message(rule: str) -> str | None:
         "long": _("Your new password is too long. Use at most %(n)d letters and numbers.",
                   n=MAX_NEW_PASSWORD),
     }
-    return messages.get(rule)
+    return messages.get(rule or "")
 
 
 def policy_message(exc: PolicyViolation, level: str) -> str:
-    detail = str(getattr(exc, "detail", "") or "")
-    if detail.startswith("mims:"):
-        known = quality_message(detail[5:].split(None, 1)[0].rstrip(":").strip())
-        if known:
-            return known
-    code = getattr(exc, "ppolicy_error", None)
+    known = quality_message(exc.check_code)
+    if known:
+        return known
+    code = exc.ppolicy_error
     if code == PP_TOO_SHORT:
         return _("Your new password is too short. Use at least %(n)d letters and numbers.",
                  n=min_length(level))
