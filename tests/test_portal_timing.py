@@ -55,6 +55,7 @@ def compare(paths: dict[str, Callable[[int], Callable[[], object]]], reference: 
     ref = medians[reference]
     limit = max(TOLERANCE_MS, ref * TOLERANCE_FRACTION)
     report = ", ".join(f"{n} {m:.1f} ms" for n, m in medians.items())
+    print(f"medians: {report}")  # shown with -s: the figures in docs/security.md
     for name, median in medians.items():
         assert abs(median - ref) <= limit, f"{name} differs from {reference}: {report}"
 
