@@ -223,3 +223,19 @@ def test_answer_form_is_disabled_during_the_back_off(app, make, root) -> None:  
     right = {f"a{i}": ANSWERS[BY_TEXT[q]] for i, q in enumerate(asked_questions(r))}
     # Posting anyway (the form is only disabled in the browser): the directory says wait.
     assert web.post("/forgot/questions", right).status_code == 429
+
+
+def test_unknown_login_id_keeps_its_questions_after_its_state_expires(slapd, root, dns) -> None:  # type: ignore[no-untyped-def]
+    """Its state entry expires (2 days), a student's questions stay until a reset: the pair
+    shown for an unknown ID must not change when its entry goes, or waiting would tell."""
+    import uuid
+
+    mail = f"ghost-{uuid.uuid4().hex[:10]}@students.test.sg"
+    web = Browserish(make_app(slapd).test_client())
+    first_pair = asked_questions(start_sspr(web, mail))
+    for _ in range(6):  # a random redraw would repeat the pair 6 times with p = 1/729
+        for dn, _a in root.search(dns.sessions, ldap.SCOPE_ONELEVEL, "(cn=sspr-*)", ["1.1"],
+                                  "t"):
+            root.delete(dn, "t")  # every state entry expired and purged
+        again = Browserish(make_app(slapd).test_client())
+        assert asked_questions(start_sspr(again, mail)) == first_pair

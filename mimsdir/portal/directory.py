@@ -37,8 +37,10 @@ SESSION_ATTRS = ("mimsSessionSubject", "mimsSessionExpires", "mimsSessionSeen",
                  "mimsSessionData")
 SSPR_ATTRS = ("mimsSsprFailures", "mimsSsprLockedUntil", "mimsSsprLastFailure",
               "mimsSsprAsked")
-# How long the SSPR state of a login ID with no account is kept after its last write.
-GHOST_STATE_DAYS = 30
+# How long the SSPR state of a login ID with no account is kept after its last write: longer
+# than any back-off and its decay, short enough that a script inventing login IDs cannot
+# fill the directory (the client budget bounds how many it can invent a day).
+GHOST_STATE_DAYS = 2
 
 
 @dataclass(frozen=True)

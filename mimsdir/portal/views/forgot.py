@@ -97,7 +97,9 @@ def answer():  # type: ignore[no-untyped-def]
     if attempts.asked is not None and sspr.keep_asking(attempts.asked, registered, ask):
         qids = attempts.asked.qids
     else:
-        qids = sspr.draw(registered, ask)
+        # A login ID with no account always gets the same pair (its state may expire, the
+        # pair must not change with it); a student's pair is drawn anew after each reset.
+        qids = tuple(registered[:ask]) if ghost else sspr.draw(registered, ask)
         d.set_asked(target, ghost, sspr.Asked(at, qids))
     shown = [(q, catalogue.get(q, _("Your question"))) for q in qids]
     if request.method == "GET":
