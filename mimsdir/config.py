@@ -328,8 +328,8 @@ class PortalConfig:
     # The same, per familiar browser (one that has signed in before: it has its own budget,
     # so a script exhausting the school address does not stop it).
     device_limit: str = "30 per minute; 300 per hour"
-    # Failed sign-ins and wrong SSPR answers per login ID, counted apart for each browser it
-    # was used on before and for all other browsers together.
+    # Sign-in and SSPR attempts per login ID (counted before they are checked), apart for
+    # each browser it was used on before and for all other browsers together.
     account_limit: str = "10 per 15 minutes"
     # Where the counters live: memory:// per instance, or a shared redis:// / memcached://
     # URI for several instances.

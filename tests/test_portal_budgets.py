@@ -36,7 +36,9 @@ def test_familiar_browser_keeps_signing_in_when_the_school_address_is_used_up(sl
 def test_failures_per_login_id_and_familiar_browsers(slapd, make, root) -> None:  # type: ignore[no-untyped-def]
     from mimsdir.staff.credentials import unlock_modlist
 
-    app = make_app(slapd, account_limit="3 per 15 minutes")
+    # Attempts are counted before they are checked: the child's first sign-in (then an
+    # unfamiliar browser) is one of the four.
+    app = make_app(slapd, account_limit="4 per 15 minutes")
     s = make.student(level="P4")
     child = Browserish(app.test_client())
     assert child.login(s.mail, s.password).status_code == 302
@@ -72,3 +74,36 @@ def test_wrong_answers_count_against_the_login_id(slapd, make, root) -> None:  #
     web = Browserish(app.test_client())
     assert "do not match" in text(answer(web, start_sspr(web, s.mail), right=False))
     assert "Too many tries" in text(web.login(s.mail, s.password))
+
+
+def test_attempts_sent_at_once_are_bounded_by_the_budget(slapd, make, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """16 wrong passwords at the same moment: only the budget's worth reach slapd."""
+    import threading
+
+    from mimsdir.portal.directory import PortalDirectory
+
+    app = make_app(slapd, account_limit="4 per 15 minutes")
+    s = make.student(level="P4")
+    binds: list[str] = []
+    real = PortalDirectory.sign_in
+
+    def counted(self, dn, password):  # type: ignore[no-untyped-def]
+        binds.append(dn)
+        return real(self, dn, password)
+
+    monkeypatch.setattr(PortalDirectory, "sign_in", counted)
+    clients = [Browserish(app.test_client()) for _ in range(16)]
+    for c in clients:
+        c.get("/login")
+    barrier = threading.Barrier(16)
+
+    def guess(c: Browserish) -> None:
+        barrier.wait(10)
+        c.post("/login", {"login_id": s.mail, "password": "Guess-9876"})
+
+    threads = [threading.Thread(target=guess, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len([dn for dn in binds if dn == s.dn]) == 4

@@ -8,9 +8,10 @@ Why these shapes (docs/security.md section 4):
   successful sign-in) or else its address. A whole school may share one address; a student
   scripting from it exhausts the address's budget, but every browser that has signed in
   before keeps its own budget and signs in as usual.
-- Failures per login ID (wrong password, wrong answers): an unfamiliar browser's failures
-  never block the login ID on the browsers it was used on before. The key is the login ID as
-  typed (hashed), so an unknown ID is throttled exactly like a real one.
+- Attempts per login ID (sign-ins, answers), counted before they are checked: an unfamiliar
+  browser's attempts never block the login ID on the browsers it was used on before. The
+  key is the login ID as typed (hashed), so an unknown ID is throttled exactly like a real
+  one.
 - Counters live in ``portal.rate_limit_storage`` (``limits``' moving windows): memory:// for
   one instance, a shared redis:// or memcached:// for several.
 """
@@ -111,7 +112,8 @@ class Throttle:
                 wait = max(wait, int(reset - time.time()) + 1)
         return wait
 
-    def account_failed(self, login_id: str, device: Device | None) -> None:
-        ids = self._account_ids(login_id, device)
-        for item in self._account:
-            self._limiter.hit(item, "account", *ids)
+    def account_attempt(self, login_id: str, device: Device | None) -> bool:
+        """Count one attempt on this login ID *before* it is checked (False: over budget).
+        Counting first is what bounds attempts sent at the same moment: each takes its
+        place in the window atomically, and the ones past the budget are never checked."""
+        return self._all_hit(self._account, "account", *self._account_ids(login_id, device))

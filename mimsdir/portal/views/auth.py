@@ -89,10 +89,9 @@ def login():  # type: ignore[no-untyped-def]
     if len(password) > MAX_PASSWORD:
         password = password[:MAX_PASSWORD]  # still refused below: no account has such a one
     dev = device()
-    wait = _throttle().account_wait(login_id, dev)
-    if wait:
+    if not _throttle().account_attempt(login_id, dev):
         events.security("sign-in-failed", login=login_id, reason="throttled")
-        return _failed(login_id, wait_text(wait))
+        return _failed(login_id, wait_text(_throttle().account_wait(login_id, dev)))
     d = directory()
     found = d.find_person(login_id)
     usable = found.dn is not None and found.active
@@ -102,7 +101,6 @@ def login():  # type: ignore[no-untyped-def]
     if not (usable and out.ok):
         reason = ("unknown" if found.dn is None else "inactive" if not found.active
                   else "waiting" if out.locked else "wrong")
-        _throttle().account_failed(login_id, dev)
         events.security("sign-in-failed", login=login_id, reason=reason)
         return _failed(login_id, _("That did not work. Check your login ID and password and "
                                    "try again. If you are sure they are right, wait one "

@@ -106,10 +106,9 @@ def answer():  # type: ignore[no-untyped-def]
         return render_template("forgot_questions.html", questions=shown, login_id=login_id)
 
     dev = device()
-    wait = _throttle().account_wait(login_id, dev)
-    if wait:
+    if not _throttle().account_attempt(login_id, dev):
         events.security("sspr-refused", login=login_id, reason="throttled")
-        return _wait_page(at + timedelta(seconds=wait))
+        return _wait_page(at + timedelta(seconds=_throttle().account_wait(login_id, dev)))
     typed = [request.form.get(f"a{i}", "")[:MAX_ANSWER] for i in range(len(qids))]
     # Count the attempt first, asserting the count read: of attempts sent at once, one
     # goes on to have its answers checked, the others are told to wait.
@@ -136,7 +135,6 @@ def answer():  # type: ignore[no-untyped-def]
                               "ok_at": at.timestamp()})
         events.security("sspr-answers-right", login=login_id, uid=record.uid)
         return redirect(url_for("forgot.new_password"))
-    _throttle().account_failed(login_id, dev)
     m = metrics(current_app)
     m.failures.labels("sspr-answers").inc()
     m.backoffs.inc()
