@@ -195,3 +195,27 @@ def test_ict_reset_marks_the_credential_pending_before_the_password(make, root, 
         credentials.reset_one(root, record, "Default-1234x")
     e = root.get(s.dn, ["mimsCredentialPending"], "t") or {}
     assert e.get("mimsCredentialPending") == [b"TRUE"]
+
+
+def test_sign_in_carries_on_to_next_after_the_gates(app, make, root) -> None:  # type: ignore[no-untyped-def]
+    """An application's sign-in request sends the child to /login?next=...: after the
+    password, and after a forced change, the child lands there; never on another site."""
+    s = make.student(level="P3")
+    root.set_password(s.dn, "Reset-by-ict-31")  # must change first
+    web = Browserish(app.test_client())
+    page = web.get("/login?next=/forgot%3Fx%3D1")
+    assert 'name="next" value="/forgot?x=1"' in page.get_data(as_text=True)
+    r = web.post("/login", {"login_id": s.mail, "password": "Reset-by-ict-31",
+                            "next": "/forgot?x=1"})
+    assert web.get("/").headers["Location"].endswith("/password")
+    web.get("/password")
+    r = web.post("/password", {"current": "Reset-by-ict-31", "new": "Own-choice-88",
+                               "again": "Own-choice-88"})
+    assert r.headers["Location"].endswith("/")
+    assert web.get("/").headers["Location"].endswith("/forgot?x=1")
+    assert web.get("/").headers["Location"].endswith("/home")  # once only
+    other = Browserish(app.test_client())
+    other.get("/login")
+    other.post("/login", {"login_id": s.mail, "password": "Own-choice-88",
+                          "next": "//evil.example/x"})
+    assert other.get("/").headers["Location"].endswith("/home")

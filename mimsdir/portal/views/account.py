@@ -123,6 +123,8 @@ def password():  # type: ignore[no-untyped-def]
     gate = next_gate(person, record)
     sessions.put("gate", gate)
     session["notice"] = "password_changed"
+    if not gate and sessions.get("resume"):  # back on the way to an application
+        return redirect(url_for("auth.start"))
     if person["kind"] == "staff":
         return redirect(url_for("teacher.my_class"))
     return redirect(url_for("account.questions" if gate else "account.home"))
@@ -171,7 +173,7 @@ def questions_page():  # type: ignore[no-untyped-def]
     events.security("questions-changed", uid=person["uid"])
     sessions.put("gate", None)
     session["notice"] = "questions_saved"
-    return redirect(url_for("account.home"))
+    return redirect(url_for("auth.start" if sessions.get("resume") else "account.home"))
 
 
 def _card_answers(dn: str, typed: list[str]) -> list[tuple[str, int]]:

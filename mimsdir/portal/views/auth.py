@@ -10,6 +10,8 @@ message. The page never says whether a login ID exists, is disabled, or is waiti
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from flask import (
     Blueprint,
     current_app,
@@ -38,6 +40,7 @@ from mimsdir.portal.views.common import (
     login_problem,
     next_gate,
     password_work,
+    safe_next,
     who,
 )
 
@@ -55,9 +58,16 @@ def start():  # type: ignore[no-untyped-def]
     person = who()
     if person is None:
         return redirect(url_for("auth.login"))
+    gate = sessions.get("gate")
+    if gate:
+        return redirect(url_for(gate_target(gate)))
+    # Signed in on the way somewhere (an application's sign-in request): carry on there.
+    resume = sessions.pop("resume")
+    if isinstance(resume, str) and resume:
+        return redirect(safe_next(resume, url_for("auth.start")))
     if person.get("kind") == "staff":
         return redirect(url_for("teacher.my_class"))
-    return redirect(url_for(gate_target(sessions.get("gate"))))
+    return redirect(url_for(gate_target(None)))
 
 
 def _throttle() -> Throttle:
@@ -77,7 +87,7 @@ def login():  # type: ignore[no-untyped-def]
     notice = session.pop("notice", None)
     if request.method == "GET":
         hint = request.args.get("login_hint", "")
-        return render_template("login.html", notice=notice,
+        return render_template("login.html", notice=notice, next=_next(request.args),
                                login_id="" if login_problem(hint) else hint.strip().lower())
     typed = request.form.get("login_id", "")
     login_id = typed.strip().lower()
@@ -86,6 +96,7 @@ def login():  # type: ignore[no-untyped-def]
         events.security("sign-in-failed", login=typed[:MAX_LOGIN], reason="malformed")
         return _failed("", _("That is not a login ID. Your login ID is your school email, "
                              "like name@school.edu.sg."))
+    going = _next(request.form)
     if len(password) > MAX_PASSWORD:
         password = password[:MAX_PASSWORD]  # still refused below: no account has such a one
     dev = device()
@@ -116,6 +127,8 @@ def login():  # type: ignore[no-untyped-def]
                   "login": st.login_id, "level": ""}
     gate = "must_change" if out.must_change else next_gate(person, found.student)
     begin_session(person, gate, found.pw_changed)
+    if going:
+        sessions.put("resume", going)
     log.info("sign-in: %s (%s)%s", person["uid"], person["kind"],
              " must change" if out.must_change else "")
     events.security("sign-in", login=login_id, uid=person["uid"], kind=person["kind"],
@@ -125,9 +138,15 @@ def login():  # type: ignore[no-untyped-def]
     return resp
 
 
+def _next(values: Mapping[str, str]) -> str:
+    """Where to go after signing in (a path on this site, else nowhere in particular)."""
+    return safe_next(values.get("next"), "")
+
+
 def _failed(login_id: str, message: str):  # type: ignore[no-untyped-def]
     metrics(current_app).failures.labels("sign-in").inc()
-    return render_template("login.html", error=message, login_id=login_id), 200
+    return render_template("login.html", error=message, login_id=login_id,
+                           next=_next(request.form)), 200
 
 
 @bp.post("/logout")
