@@ -87,6 +87,10 @@ ATTRIBUTES: tuple[AttributeDef, ...] = (
                  ordering="generalizedTimeOrderingMatch"),
     AttributeDef(18, "mimsSessionData", "the state of the session, JSON", DIRECTORY_STRING,
                  "caseExactMatch"),
+    # 19-39: the application registry (ou=apps); 40 on: portal state.
+    AttributeDef(40, "mimsSessionLink",
+                 "kind:id links of a grant (sid, family, code) for revoking together",
+                 IA5_STRING, "caseExactIA5Match", single=False),
 )
 
 OBJECT_CLASSES: tuple[ObjectClassDef, ...] = (
@@ -107,8 +111,9 @@ OBJECT_CLASSES: tuple[ObjectClassDef, ...] = (
         "portal state under ou=sessions: a signed-in session, or the SSPR back-off of a "
         "login ID with no account",
         must=("cn", "mimsSessionExpires"),
-        may=("mimsSessionSubject", "mimsSessionSeen", "mimsSessionData", "mimsSsprFailures",
-             "mimsSsprLockedUntil", "mimsSsprAsked", "mimsSsprLastFailure"),
+        may=("mimsSessionSubject", "mimsSessionSeen", "mimsSessionData", "mimsSessionLink",
+             "mimsSsprFailures", "mimsSsprLockedUntil", "mimsSsprAsked",
+             "mimsSsprLastFailure"),
         kind="STRUCTURAL",
     ),
 )
