@@ -49,7 +49,8 @@ def subject(person_uuid: str, client_id: str, pairwise: bool, key: bytes) -> str
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def claims(person: Person, scopes: Iterable[str], sub: str, locale: str | None) -> dict[str, object]:
+def claims(person: Person, scopes: Iterable[str], sub: str,
+           locale: str | None) -> dict[str, object]:
     wanted = set(scopes)
     out: dict[str, object] = {"sub": sub}
     if "email" in wanted:
