@@ -23,8 +23,14 @@ def create_app(cfg: Config, *, testing: bool = False) -> Flask:
     security.init(app, cfg)
     i18n.init(app, cfg)
     metrics.init(app)
-    for bp in (auth.bp, account.bp, forgot.bp, teacher.bp, ops.bp):
+    from mimsdir.portal.oidc import provider as oidc_provider
+    from mimsdir.portal.oidc import views as oidc_views
+
+    for bp in (auth.bp, account.bp, forgot.bp, teacher.bp, ops.bp, oidc_views.bp):
         app.register_blueprint(bp)
+    oidc_provider.init(app, cfg)
+    for name in oidc_views.MACHINE_ENDPOINTS:  # applications' servers: no CSRF token
+        security.csrf.exempt(app.view_functions[name])
     from mimsdir.portal.views.notices import notice_message
 
     app.add_template_global(notice_message)

@@ -23,6 +23,7 @@ from mimsdir.directory.slapdconf import Dns
 from mimsdir.errors import AccessDenied, Conflict, MimsError, NotFound
 from mimsdir.gtime import format_gtime, parse_gtime
 from mimsdir.ldapio import BindOutcome, Conn, filter_eq, first, values
+from mimsdir.portal.oidc.claims import Person as ClaimsPerson
 from mimsdir.portal.sessions import Record, Subject
 from mimsdir.portal.sspr import Asked, Attempts, Reservation
 from mimsdir.session_records import end_sessions
@@ -170,6 +171,24 @@ class PortalDirectory:
                                       first(a, "mail") or "", status == "active", pw_changed),
                           pw_changed=pw_changed)
         return Person()
+
+    def person(self, dn: str) -> ClaimsPerson | None:
+        """A person as an application may see them, read fresh (status included)."""
+        attrs = self.svc.get(dn, ["entryUUID", "mail", "cn", "givenName", "sn",
+                                  "mimsSchoolCode", "mimsLevel", "mimsClass",
+                                  "mimsAccountStatus"], "reading a person for an application")
+        if not attrs or not first(attrs, "entryUUID"):
+            return None
+        student = dn.lower().endswith("," + self.dns.students.lower())
+        role = "student" if student else "teacher" if first(attrs, "mimsClass") else "staff"
+        status = (first(attrs, "mimsAccountStatus") or ("" if student else "active")).lower()
+        return ClaimsPerson(
+            dn=dn, uuid=first(attrs, "entryUUID") or "", role=role,
+            email=first(attrs, "mail") or "", name=first(attrs, "cn") or "",
+            given_name=first(attrs, "givenName") or "", family_name=first(attrs, "sn") or "",
+            school=first(attrs, "mimsSchoolCode"),
+            level=first(attrs, "mimsLevel") if student else None,
+            class_name=first(attrs, "mimsClass"), active=status == "active")
 
     def subject(self, dn: str) -> Subject | None:
         """Is this person still active, and when did their password last change?"""

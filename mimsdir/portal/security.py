@@ -70,7 +70,10 @@ def init(app: Flask, cfg: Config) -> None:
     app.config.update(
         SESSION_COOKIE_NAME="mims_session",
         SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Strict",
+        # Lax, not Strict: an application sends the child here with a top-level link to
+        # /oauth/authorize, and that request must carry the cookie or single sign-on never
+        # happens. Cross-site posts are still refused (the CSRF token and the Origin check).
+        SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=p.secure_cookies,
         WTF_CSRF_TIME_LIMIT=None,  # bound to the session, which itself times out
         WTF_CSRF_SSL_STRICT=False,  # replaced by the Origin check (origin.py), not stacked
@@ -208,7 +211,9 @@ def _reference() -> str:
 
 
 # Endpoints that need no session: static files and the operators' probes.
-_STATELESS = frozenset({"static", "ops.healthz", "ops.prometheus"})
+_STATELESS = frozenset({"static", "ops.healthz", "ops.prometheus", "oidc.token",
+                        "oidc.userinfo", "oidc.revoke", "oidc.introspect", "oidc.discovery",
+                        "oidc.jwks"})
 PURGE_EVERY = 300.0
 
 

@@ -102,6 +102,14 @@ class GrantStore:
             self.delete(g.key)
         return len(grants)
 
+    def families_of(self, subject_dn: str) -> list[Grant]:
+        """The grant families (one per application sign-in) of a person."""
+        res = self.conn.search(self.base, ldap.SCOPE_ONELEVEL,
+                               f"(&{filter_eq('mimsSessionSubject', subject_dn)}(cn=fam-*))",
+                               ["cn", *ATTRS], "finding a person's grants")
+        found = (_parse(first(attrs, "cn") or "", attrs) for _dn, attrs in res)
+        return [g for g in found if g is not None]
+
     @staticmethod
     def expired(grant: Grant, now: datetime) -> bool:
         return now >= grant.expires

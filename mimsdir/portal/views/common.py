@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import secrets
 import unicodedata
 from collections.abc import Callable
 from datetime import timedelta
@@ -82,17 +83,26 @@ def begin_session(person: dict[str, Any], gate: str | None, pw_changed: str | No
     sessions.keep_cookie_only("lang")
     token = sessions.new_token()
     at = now()
+    # sid: the single sign-on session's id as applications see it (ID tokens, back-channel
+    # logout), never the cookie's token; auth_at: when the password was checked (max_age).
     rec = sessions.Record(key=sessions.token_key(token), subject=person["dn"],
                           expires=at + timedelta(hours=cfg().portal.session_hours), seen=at,
-                          data={"who": person, "gate": gate, "pw": pw_changed})
+                          data={"who": person, "gate": gate, "pw": pw_changed,
+                                "sid": secrets.token_urlsafe(16),
+                                "auth_at": int(at.timestamp())})
     d.session_save(rec)
     session["sid"] = token
     g.mims_session = rec
 
 
 def end_sessions(dn: str) -> int:
-    """Every session of this person, on every portal instance (this one included)."""
+    """Every session of this person, on every portal instance (this one included), and
+    their applications' sessions: each application that asked is told (back-channel
+    logout), then the person's grants go with the sessions."""
+    from mimsdir.portal.oidc.logout import notify_applications
+
     rec = sessions.current()
+    notify_applications(dn)
     ended = directory().end_sessions(dn)
     if rec is not None and rec.subject == dn:
         g.mims_session = None

@@ -14,7 +14,7 @@ from mimsdir.errors import AccessDenied, NotFound, PolicyViolation
 from mimsdir.portal import events
 from mimsdir.portal.directory import now
 from mimsdir.portal.metrics import metrics
-from mimsdir.portal.views.common import cfg, directory, log, signed_in, who
+from mimsdir.portal.views.common import cfg, directory, end_sessions, log, signed_in, who
 from mimsdir.staff.credentials import new_default_password
 from mimsdir.staff.model import StudentRecord, sort_key
 
@@ -82,7 +82,7 @@ def reset():  # type: ignore[no-untyped-def]
     metrics(current_app).resets.labels("teacher").inc()
     log.info("teacher reset: %s reset %s", person["uid"], student.uid)
     # Whoever was signed in as the student (a classmate with a copied cookie?) is out.
-    directory().end_sessions(student.dn)
+    end_sessions(student.dn)
     events.security("teacher-reset", uid=person["uid"], student=student.uid)
     # Shown once, on this response only (no-store); never stored in the session or a log.
     return render_template("teacher_reset.html", student=student, password=password,
@@ -108,7 +108,7 @@ def unlock():  # type: ignore[no-untyped-def]
         return redirect(url_for("teacher.my_class"))
     log.info("teacher unlock: %s unlocked %s", person["uid"], student.uid)
     # An unlock follows wrong passwords: whoever else may be signed in as the student is out.
-    directory().end_sessions(student.dn)
+    end_sessions(student.dn)
     events.security("teacher-unlock", uid=person["uid"], student=student.uid)
     session["notice"] = "unlocked" if student.active else "unlocked_inactive"
     return redirect(url_for("teacher.my_class"))
