@@ -78,6 +78,16 @@ def test_files_are_private(tmp_path: Path) -> None:
     assert mode(store.directory) == 0o700
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
+def test_a_rotation_by_root_keeps_the_files_owner(tmp_path: Path) -> None:
+    """The portal may run as its own user: root rotating must leave it a readable file."""
+    store = KeyStore(tmp_path / "oidc-keys")
+    store.signing_key()
+    os.chown(store.path, 4242, 4243)
+    store.rotate()
+    assert (store.path.stat().st_uid, store.path.stat().st_gid) == (4242, 4243)
+
+
 def test_jwks_publishes_public_parts_only(tmp_path: Path) -> None:
     store = KeyStore(tmp_path / "oidc-keys")
     jwks = store.public_jwks()                     # also made on first use

@@ -77,11 +77,16 @@ def _private_dir(path: Path) -> None:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` (mode 0600) so that a reader sees the old content or the new,
-    never a part: a temp file beside it, fsync, rename, fsync of the folder."""
+    never a part: a temp file beside it, fsync, rename, fsync of the folder. The new file
+    keeps the old one's owner when we may give it (root rotating the keys of a portal that
+    runs as its own user must not leave it a file it cannot read)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), 0o600)
+            with contextlib.suppress(FileNotFoundError, PermissionError):
+                old = path.stat()
+                os.fchown(fh.fileno(), old.st_uid, old.st_gid)
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
