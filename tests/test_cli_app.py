@@ -9,6 +9,7 @@ import os
 import re
 import stat
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import ldap
@@ -300,6 +301,9 @@ def test_keys_rotate_and_list(keys_cfg: Path, tmp_path: Path) -> None:
         ("RS256", "active"), ("ES256", "active"), ("RS256", "previous"), ("ES256", "previous")]
     assert {k["kid"] for k in listed if k["state"] == "previous"} == set(first["rotated"])
     assert all(set(k) == {"kid", "alg", "state", "created", "retire_after"} for k in listed)
+    rotated_at = datetime.fromisoformat(listed[0]["created"])
+    assert {datetime.fromisoformat(k["retire_after"]) - rotated_at for k in listed
+            if k["state"] == "previous"} == {timedelta(hours=6)}    # oidc.key_grace_hours
     text = run(keys_cfg, "app", "keys", "list").stdout
     assert text.count("previous") == 2 and "published until" in text
 

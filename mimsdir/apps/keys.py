@@ -35,9 +35,10 @@ from typing import Any
 
 from joserfc.jwk import ECKey, RSAKey
 
+from mimsdir.config import Config
 from mimsdir.errors import ConfigError
 
-__all__ = ["ALGS", "RSA_BITS", "KeyInfo", "KeyStore", "saml_credentials"]
+__all__ = ["ALGS", "RSA_BITS", "KeyInfo", "KeyStore", "saml_credentials", "store_for"]
 
 ALGS = ("RS256", "ES256")
 RSA_BITS = 3072
@@ -245,6 +246,12 @@ class KeyStore:
             if gone:
                 self._write([r for r in records if r not in gone])
         return [r["kid"] for r in gone]
+
+
+def store_for(cfg: Config) -> KeyStore:
+    """The key store as the config places it: ``<secrets_dir>/oidc-keys``, with
+    ``oidc.key_grace_hours`` of grace (the CLI and the portal build it the same way)."""
+    return KeyStore(cfg.secrets_dir / "oidc-keys", grace=timedelta(hours=cfg.oidc.key_grace_hours))
 
 
 def saml_credentials(secrets_dir: Path) -> tuple[Path, Path]:

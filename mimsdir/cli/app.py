@@ -11,13 +11,12 @@ keeps only its argon2id hash, and neither the operator log nor ``show`` carries 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
-from mimsdir.apps.keys import KeyInfo, KeyStore
+from mimsdir.apps.keys import KeyInfo, store_for
 from mimsdir.apps.model import (
     LEVELS,
     ROLES,
@@ -390,13 +389,6 @@ def keys() -> None:
     """
 
 
-def key_store(ctx: Ctx) -> KeyStore:
-    """The portal's key store, as the config places it."""
-    cfg = ctx.cfg
-    return KeyStore(cfg.secrets_dir / "oidc-keys",
-                    grace=timedelta(hours=cfg.oidc.key_grace_hours))
-
-
 def _key_view(k: KeyInfo) -> dict[str, Any]:
     return {"kid": k.kid, "alg": k.alg, "state": k.state, "created": k.created.isoformat(),
             "retire_after": k.retire_after.isoformat() if k.retire_after else None}
@@ -415,7 +407,7 @@ def keys_rotate(ctx: Ctx, as_json: bool) -> None:
     Example:
       mimsdir app keys rotate
     """
-    store = key_store(ctx)
+    store = store_for(ctx.cfg)
     new = store.rotate()
     retired = store.retire_expired()
     if as_json:
@@ -445,7 +437,7 @@ def keys_list(ctx: Ctx, as_json: bool) -> None:
     Example:
       mimsdir app keys list
     """
-    infos = key_store(ctx).keys()
+    infos = store_for(ctx.cfg).keys()
     if as_json:
         echo_json([_key_view(k) for k in infos])
         return
