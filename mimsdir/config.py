@@ -300,6 +300,10 @@ class PortalConfig:
     """The SSPR portal (`mimsdir sspr serve`)."""
 
     listen: str = "127.0.0.1:8080"
+    # The portal's public address, as browsers and applications reach it (through nginx):
+    # the OpenID Connect issuer and the base of the SAML IdP's URLs. https, except on a
+    # loopback host (the demo).
+    public_url: str = "http://127.0.0.1:8080"
     threads: int = 8
     # Signs the session cookie; generated once into <secrets_dir>/portal.key when unset.
     # Several portal instances behind one address must share the same file.
@@ -370,6 +374,64 @@ class PortalConfig:
                                   f"got {getattr(self, key)!r}") from None
         if "en" not in self.languages:
             raise ConfigError(f"{path}.languages: must include en")
+        problem = public_url_problem(self.public_url)
+        if problem:
+            raise ConfigError(f"{path}.public_url: {problem}, got {self.public_url!r}")
+
+
+def public_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be the portal's public address (the OIDC issuer), or None.
+
+    OpenID Connect Discovery: an https URL with no query or fragment, compared exactly by
+    relying parties, so no trailing slash either (the endpoints are appended to it). Plain
+    http only on a loopback host, where nothing leaves the machine.
+    """
+    from urllib.parse import urlsplit
+
+    from mimsdir.apps.model import is_loopback_host
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises for a bad port)
+    except ValueError:
+        return "not a URL with a valid port"
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "an absolute https:// URL is needed"
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        return "must be https:// (http only for 127.0.0.1, [::1] or localhost)"
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        return "no query or fragment allowed"
+    if parts.username is not None or parts.password is not None:
+        return "no user name or password allowed"
+    if url.endswith("/"):
+        return "no trailing slash (the issuer is compared exactly)"
+    return None
+
+
+@dataclass(frozen=True)
+class OidcConfig:
+    """The portal's OpenID Connect provider (issue 9); its issuer is ``portal.public_url``."""
+
+    # A rotated signing key stays in the JWKS this long, so tokens it signed still verify
+    # and relying parties that cached the JWKS still find it.
+    key_grace_hours: int = 24
+    access_token_minutes: int = 5
+    refresh_token_days: int = 30
+    # An authorization code must be redeemed within this (RFC 6749 §4.1.2: at most 10 minutes).
+    code_seconds: int = 60
+
+    def validate(self, path: str) -> None:
+        if not 1 <= self.access_token_minutes <= 60:
+            raise ConfigError(f"{path}.access_token_minutes: between 1 and 60")
+        if not 1 <= self.refresh_token_days <= 365:
+            raise ConfigError(f"{path}.refresh_token_days: between 1 and 365")
+        if not 10 <= self.code_seconds <= 600:
+            raise ConfigError(f"{path}.code_seconds: between 10 and 600 (RFC 6749: at most "
+                              f"10 minutes)")
+        # At least an hour, so at least the longest access token's life (60 minutes): a
+        # rotated key stays published while the tokens it signed live.
+        if not 1 <= self.key_grace_hours <= 24 * 90:
+            raise ConfigError(f"{path}.key_grace_hours: between 1 and 2160")
 
 
 @dataclass(frozen=True)
@@ -404,6 +466,7 @@ class Config:
     credentials: CredentialsConfig = field(default_factory=CredentialsConfig)
     cli: CliConfig = field(default_factory=CliConfig)
     portal: PortalConfig = field(default_factory=PortalConfig)
+    oidc: OidcConfig = field(default_factory=OidcConfig)
     # The folder the config file lives in: relative paths in it are relative to this.
     base_path: str = "."
 

@@ -1,4 +1,4 @@
-"""The mimsStudent schema, defined once.
+"""The mims schema (students, staff, sessions, applications), defined once.
 
 Both shipped forms (``schema/mims.schema`` for slapd.conf and ``schema/mims.ldif`` for cn=config)
 are generated from these tuples by ``scripts/gen_schema.py``; a test regenerates them and fails if
@@ -87,7 +87,38 @@ ATTRIBUTES: tuple[AttributeDef, ...] = (
                  ordering="generalizedTimeOrderingMatch"),
     AttributeDef(18, "mimsSessionData", "the state of the session, JSON", DIRECTORY_STRING,
                  "caseExactMatch"),
-    # 19-39: the application registry (ou=apps); 40 on: portal state.
+    # Registered applications (ou=apps): OpenID Connect clients and SAML service providers.
+    # URIs are compared exactly (a redirect URI must match character for character).
+    AttributeDef(19, "mimsAppName", "the application name shown to people", DIRECTORY_STRING,
+                 _CI[0]),
+    AttributeDef(20, "mimsAppProtocol", "oidc | saml", DIRECTORY_STRING, _CI[0]),
+    AttributeDef(21, "mimsAppRedirectUri",
+                 "OIDC redirect URI, or SAML AssertionConsumerService URL", IA5_STRING,
+                 "caseExactIA5Match", single=False),
+    AttributeDef(22, "mimsAppPostLogoutUri", "OIDC post-logout redirect URI", IA5_STRING,
+                 "caseExactIA5Match", single=False),
+    AttributeDef(23, "mimsAppBackchannelUri", "OIDC back-channel logout URI", IA5_STRING,
+                 "caseExactIA5Match"),
+    AttributeDef(24, "mimsAppPublic", "OIDC public client: no secret", BOOLEAN, "booleanMatch"),
+    AttributeDef(25, "mimsAppSecret", "argon2id hash of the client secret, never the secret",
+                 IA5_STRING, "caseExactIA5Match"),
+    AttributeDef(26, "mimsAppScope", "an OIDC scope the client may ask for", IA5_STRING,
+                 "caseExactIA5Match", single=False),
+    AttributeDef(27, "mimsAppConsent", "ask people for consent before the first sign-in",
+                 BOOLEAN, "booleanMatch"),
+    AttributeDef(28, "mimsAppPairwise", "pairwise subject identifiers for this client", BOOLEAN,
+                 "booleanMatch"),
+    AttributeDef(29, "mimsAppAllowLevel", "students of this level may sign in (none: any)",
+                 DIRECTORY_STRING, _CI[0], single=False),
+    AttributeDef(30, "mimsAppAllowSchool", "people of this school may sign in (none: any)",
+                 DIRECTORY_STRING, _CI[0], single=False),
+    AttributeDef(31, "mimsAppAllowRole", "student | teacher | staff may sign in (none: any)",
+                 DIRECTORY_STRING, _CI[0], single=False),
+    AttributeDef(32, "mimsAppSamlEntityId", "the SAML SP entityID, unique among the apps",
+                 DIRECTORY_STRING, "caseExactMatch"),
+    AttributeDef(33, "mimsAppSamlMetadata", "the SAML SP metadata XML, whole", DIRECTORY_STRING,
+                 "caseExactMatch"),
+    # 40 on: portal state.
     AttributeDef(40, "mimsSessionLink",
                  "kind:id links of a grant (sid, family, code) for revoking together",
                  IA5_STRING, "caseExactIA5Match", single=False),
@@ -114,6 +145,17 @@ OBJECT_CLASSES: tuple[ObjectClassDef, ...] = (
         may=("mimsSessionSubject", "mimsSessionSeen", "mimsSessionData", "mimsSessionLink",
              "mimsSsprFailures", "mimsSsprLockedUntil", "mimsSsprAsked",
              "mimsSsprLastFailure"),
+        kind="STRUCTURAL",
+    ),
+    ObjectClassDef(
+        4, "mimsApp",
+        "an application registered under ou=apps: an OpenID Connect client or a SAML "
+        "service provider, named cn=<client id>",
+        must=("cn", "mimsAppName", "mimsAppProtocol"),
+        may=("mimsAppRedirectUri", "mimsAppPostLogoutUri", "mimsAppBackchannelUri",
+             "mimsAppPublic", "mimsAppSecret", "mimsAppScope", "mimsAppConsent",
+             "mimsAppPairwise", "mimsAppAllowLevel", "mimsAppAllowSchool", "mimsAppAllowRole",
+             "mimsAppSamlEntityId", "mimsAppSamlMetadata", "description"),
         kind="STRUCTURAL",
     ),
 )

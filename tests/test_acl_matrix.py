@@ -36,6 +36,7 @@ class World:
     other_teacher: Person
     other_student: Person
     admin: Person
+    app_dn: str = ""
 
 
 def _read(c: Conn, dn: str, attr: str, filterstr: str = "(objectClass=*)") -> bool:
@@ -149,6 +150,18 @@ OPS: dict[str, tuple[Callable[[Conn, World], bool], set[str]]] = {
         lambda c, w: _write(lambda: c.modify(w.dns.service("decoy"), [(
             ldap.MOD_REPLACE, "description", [b"x"])], "w")),
         set()),
+    # Registered applications: the portal reads them (the secret's hash included, to check
+    # a client's secret); ICT admins register and change them; nobody else sees them.
+    "read_app": (lambda c, w: _read(c, w.app_dn, "mimsAppRedirectUri"), {"sspr", "admin"}),
+    "read_app_secret_hash": (lambda c, w: _read(c, w.app_dn, "mimsAppSecret"),
+                             {"sspr", "admin"}),
+    "list_apps": (lambda c, w: _list_apps(c, w), {"sspr", "admin"}),
+    "write_app": (
+        lambda c, w: _write(lambda: c.modify(w.app_dn, [(ldap.MOD_REPLACE, "mimsAppRedirectUri",
+                                                         [b"https://evil.example/cb"])], "w")),
+        {"admin"}),
+    "add_app": (lambda c, w: _try_add_app(c, w), {"admin"}),
+    "delete_app": (lambda c, w: _try_delete_app(c, w), {"admin"}),
     "read_config": (lambda c, w: _read(c, "cn=config", "cn"), set()),
     "read_accesslog": (lambda c, w: _read(c, "cn=accesslog", "cn"), set()),
     "read_service_password": (
@@ -167,6 +180,43 @@ def _try_add(c: Conn, w: World) -> bool:
     if ok:
         w.make.created.append(dn)
     return ok
+
+
+def _app_attrs(client_id: str) -> dict[str, list[bytes]]:
+    return {"objectClass": [b"mimsApp"], "cn": [client_id.encode()],
+            "mimsAppName": [b"Maths quest"], "mimsAppProtocol": [b"oidc"],
+            "mimsAppRedirectUri": [b"https://maths.example/cb"],
+            "mimsAppSecret": [b"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA"]}
+
+
+def _add_app(w: World) -> str:
+    dn = w.dns.app(f"app-acl{next(_added)}x{w.make.school}")
+    w.make.root.add(dn, _app_attrs(dn.split(",", 1)[0][3:]), "adding a test app")
+    w.make.created.append(dn)
+    return dn
+
+
+def _list_apps(c: Conn, w: World) -> bool:
+    try:
+        res = c.search(w.dns.apps, ldap.SCOPE_ONELEVEL, "(objectClass=mimsApp)", ["cn"],
+                       "listing apps")
+    except (AccessDenied, NotFound):
+        return False
+    return any(dn.lower() == w.app_dn.lower() for dn, _ in res)
+
+
+def _try_add_app(c: Conn, w: World) -> bool:
+    client_id = f"app-new{next(_added)}x{w.make.school}"
+    dn = w.dns.app(client_id)
+    ok = _write(lambda: c.add(dn, _app_attrs(client_id), "adding an app"))
+    if ok:
+        w.make.created.append(dn)
+    return ok
+
+
+def _try_delete_app(c: Conn, w: World) -> bool:
+    victim = _add_app(w)
+    return _write(lambda: c.delete(victim, "deleting an app"))
 
 
 def _try_delete(c: Conn, w: World, status: str) -> bool:
@@ -195,7 +245,9 @@ def world(make: Factory, dns: Dns) -> World:
     target = make.student(level="P4", class_name="4A", teacher=teacher,
                           mimsChallenge=[b"q1$secret-hash"], mimsSsprFailures=[b"2"])
     other = make.student(level="P4", class_name="4B", teacher=other_teacher)
-    return World(make, dns, target, teacher, other_teacher, other, make.admin())
+    w = World(make, dns, target, teacher, other_teacher, other, make.admin())
+    w.app_dn = _add_app(w)
+    return w
 
 
 @pytest.mark.parametrize("op", sorted(OPS))

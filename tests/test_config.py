@@ -28,6 +28,18 @@ def write(tmp_path: Path, text: str) -> Path:
     ("ldap:\n  uri: http://x\n", "ldap.uri"),
     ("policies:\n  staff:\n    must_change_after_reset: maybe\n", "expected true or false"),
     ("ldap: {base_dn: [1\n", "not valid YAML"),
+    ("oidc:\n  key_grace_hour: 2\n", "oidc.key_grace_hour: unknown key"),
+    ("oidc:\n  key_grace_hours: 0\n", "oidc.key_grace_hours: between 1 and 2160"),
+    ("oidc:\n  access_token_minutes: 120\n", "oidc.access_token_minutes: between 1 and 60"),
+    ("oidc:\n  refresh_token_days: 0\n", "oidc.refresh_token_days: between 1 and 365"),
+    ("oidc:\n  code_seconds: 3600\n", "oidc.code_seconds: between 10 and 600"),
+    ("oidc:\n  code_seconds: soon\n", "oidc.code_seconds: expected a whole number"),
+    ("portal:\n  public_url: http://portal.school.sg\n", "portal.public_url: must be https"),
+    ("portal:\n  public_url: https://portal.school.sg/\n", "portal.public_url: no trailing"),
+    ("portal:\n  public_url: https://portal.school.sg/?x=1\n", "portal.public_url: no query"),
+    ("portal:\n  public_url: https://portal.school.sg#top\n", "portal.public_url: no query"),
+    ("portal:\n  public_url: portal.school.sg\n", "portal.public_url: an absolute"),
+    ("portal:\n  public_url: https://portal.school.sg:99999\n", "portal.public_url: not a URL"),
 ])
 def test_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
@@ -66,3 +78,14 @@ def test_cli_maps_config_error_to_exit_2(tmp_path: Path) -> None:
 
 def test_shipped_config_is_valid() -> None:
     load_config(Path(__file__).resolve().parent.parent / "config.yaml")
+
+
+def test_oidc_defaults_and_public_url(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, "portal:\n  public_url: https://portal.school.sg/mims\n"
+                                      "oidc:\n  key_grace_hours: 48\n"))
+    assert cfg.portal.public_url == "https://portal.school.sg/mims"
+    assert (cfg.oidc.key_grace_hours, cfg.oidc.access_token_minutes,
+            cfg.oidc.refresh_token_days, cfg.oidc.code_seconds) == (48, 5, 30, 60)
+    default = load_config(write(tmp_path, "{}\n"))
+    assert default.portal.public_url == "http://127.0.0.1:8080"
+    assert default.oidc.key_grace_hours == 24

@@ -20,6 +20,7 @@ NEEDED = {
     "cn": {"eq", "sub"},          # student find
     "entryCSN": {"eq"},           # syncrepl
     "entryUUID": {"eq"},
+    "mimsAppSamlEntityId": {"eq"},  # SAML: which app an AuthnRequest's issuer is
 }
 
 

@@ -88,3 +88,21 @@ def test_oids_live_under_the_project_arc() -> None:
     assert len(set(oids)) == len(oids)
     assert all(o.startswith(schemadef.ARC + ".1.") or o.startswith(schemadef.ARC + ".2.")
                for o in oids)
+
+
+def test_a_schema_change_alone_rebuilds_cn_config(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """cn=config includes mims.ldif by path; `up` rebuilds cn=config when the rendered text
+    changes, so the text carries the schema's digest: new attributes reach an existing
+    directory."""
+    import shutil
+
+    from mimsdir.config import Config
+    from mimsdir.directory import slapdconf
+
+    copy = tmp_path / "schema"
+    shutil.copytree(SCHEMA_DIR, copy)
+    monkeypatch.setattr(slapdconf, "SCHEMA_DIR", copy)
+    before = slapdconf.render_config(Config())
+    with (copy / "mims.ldif").open("a") as fh:
+        fh.write("olcObjectClasses: ( 2.25.1 NAME 'later' SUP top AUXILIARY )\n")
+    assert slapdconf.render_config(Config()) != before

@@ -47,12 +47,13 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from mimsdir.cli import directory, sspr, staff, sync
+    from mimsdir.cli import app, directory, sspr, staff, sync
 
     main.add_command(directory.directory)
     main.add_command(sync.sync)
     main.add_command(sspr.sspr)
     staff.register(main)
+    main.add_command(app.app)
 
 
 _register()

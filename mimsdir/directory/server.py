@@ -333,7 +333,12 @@ def ensure_policies(cfg: Config) -> list[str]:
             changed.append(DECOY)
         for name, authz in service_authz(dns).items():
             dn = dns.service(name)
-            entry = c.get(dn, ["authzTo"], f"reading the {name} service's authzTo") or {}
+            entry = c.get(dn, ["authzTo"], f"reading the {name} service's authzTo")
+            if entry is None and replicated:
+                # A joining provider whose first copy has not brought the service yet: the
+                # peers' copy carries its authzTo.
+                continue
+            entry = entry or {}
             if sorted(v.decode() for vs in entry.values() for v in vs) != sorted(authz):
                 c.modify(dn, [(ldap.MOD_REPLACE, "authzTo", [v.encode() for v in authz])],
                          f"updating the {name} service's authzTo")

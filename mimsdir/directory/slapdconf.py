@@ -6,6 +6,7 @@ and testable without running anything.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from mimsdir.config import Config, PolicyConfig
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schema"
 
 SERVICES = ("sync", "sspr", "device", "replicator")
-OUS = ("students", "staff", "groups", "services", "policies", "sessions")
+OUS = ("students", "staff", "groups", "services", "policies", "sessions", "apps")
 #: The decoy account (ou=services): see decoy_entry.
 DECOY = "decoy"
 
@@ -52,6 +53,17 @@ class Dns:
         """The portal's sessions and per-login-ID SSPR state: replicated like everything
         else, so every portal instance near every replica sees the same ones."""
         return f"ou=sessions,{self.base}"
+
+    @property
+    def apps(self) -> str:
+        """Registered applications (OpenID Connect clients, SAML service providers): in the
+        directory, so every portal instance near every replica sees the same ones."""
+        return f"ou=apps,{self.base}"
+
+    def app(self, client_id: str) -> str:
+        from ldap.dn import escape_dn_chars
+
+        return f"cn={escape_dn_chars(client_id)},{self.apps}"
 
     @property
     def admins(self) -> str:
@@ -169,6 +181,9 @@ def render_config(cfg: Config, replicator_password: str | None = None) -> str:
         "argon2_p": str(d.argon2.p),
         "schema_dir": d.schema_dir,
         "mims_schema": str(SCHEMA_DIR / "mims.ldif"),
+        # cn=config only includes the schema file: its digest in the rendered text makes a
+        # schema change alone rebuild cn=config on the next `up`.
+        "schema_digest": hashlib.sha256((SCHEMA_DIR / "mims.ldif").read_bytes()).hexdigest(),
         "accesslog_max_size": str(d.accesslog_max_size_mb * 1024 * 1024),
         "max_size": str(d.max_size_mb * 1024 * 1024),
         "base": dns.base,

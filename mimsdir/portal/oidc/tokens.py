@@ -30,6 +30,9 @@ class Signer:
         self.keys = keys
         self.issuer = issuer
 
+    def _published(self) -> KeySet:
+        return KeySet.import_key_set(self.keys.public_jwks())  # type: ignore[arg-type]
+
     def sign(self, claims: Mapping[str, Any], typ: str = "JWT", alg: str = "RS256") -> str:
         jwk = self.keys.signing_key(alg)
         header = {"alg": alg, "kid": jwk["kid"], "typ": typ}
@@ -39,8 +42,7 @@ class Signer:
         """The claims of a token we signed (signature, issuer, expiry, type), else None. A
         token with ``alg: none`` or an algorithm we do not sign with is never accepted."""
         try:
-            keyset = KeySet.import_key_set(self.keys.public_jwks())
-            decoded = jwt.decode(token, keyset, algorithms=["RS256", "ES256"])
+            decoded = jwt.decode(token, self._published(), algorithms=["RS256", "ES256"])
         except (JoseError, ValueError, TypeError):
             return None
         if typ is not None and str(decoded.header.get("typ", "")).lower() != typ:
@@ -58,8 +60,7 @@ class Signer:
         """An ID token hint: ours (signature, issuer), however old (OpenID Connect RP-Initiated
         Logout 1.0 §2: an expired one is still a valid hint)."""
         try:
-            keyset = KeySet.import_key_set(self.keys.public_jwks())
-            decoded = jwt.decode(token, keyset, algorithms=["RS256", "ES256"])
+            decoded = jwt.decode(token, self._published(), algorithms=["RS256", "ES256"])
         except (JoseError, ValueError, TypeError):
             return None
         claims = dict(decoded.claims)

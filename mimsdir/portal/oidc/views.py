@@ -18,8 +18,17 @@ from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import AccessDeniedError
 from authlib.oidc.core.errors import InteractionRequiredError, LoginRequiredError
-from flask import Blueprint, Response, current_app, g, jsonify, redirect, render_template
-from flask import request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 
 from mimsdir.portal import events, sessions
