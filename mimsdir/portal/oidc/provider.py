@@ -16,13 +16,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
-from authlib.oauth2 import rfc6749, rfc6750, rfc7009, rfc7636, rfc7662, rfc9207
+from authlib.oauth2 import rfc6749, rfc6750, rfc7009, rfc7636, rfc7662
 from authlib.oauth2.rfc6749 import InvalidGrantError
 from authlib.oidc import core as oidc_core
 from flask import Flask, current_app, g
 from joserfc.jwk import import_key
 
-from mimsdir.apps.keys import KeyStore
+from mimsdir.apps.keys import KeyStore, store_for
 from mimsdir.apps.model import App
 from mimsdir.apps.registry import Registry
 from mimsdir.config import Config
@@ -42,6 +42,9 @@ class Client(rfc6749.ClientMixin):
     def __init__(self, app: App) -> None:
         self.app = app
         self.client_id = app.client_id
+        # Registration metadata Authlib consults (signed userinfo, ...): none of it is
+        # offered, so userinfo is plain JSON.
+        self.client_metadata: dict[str, Any] = {}
 
     def get_client_id(self) -> str:
         return self.app.client_id
@@ -332,7 +335,25 @@ class RefreshTokenGrant(rfc6749.RefreshTokenGrant):
 
 
 class CodeChallenge(rfc7636.CodeChallenge):
+    """PKCE for every client, confidential ones too, and S256 only. (Authlib's own
+    ``required=True`` lets a request without any challenge through, and asks public
+    clients only for the verifier.)"""
+
     SUPPORTED_CODE_CHALLENGE_METHOD: ClassVar[list[str]] = ["S256"]  # never "plain"
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise rfc6749.InvalidRequestError("PKCE is required: missing 'code_challenge'")
+        if data.get("code_challenge_method") != "S256":
+            raise rfc6749.InvalidRequestError("PKCE is required with "
+                                              "'code_challenge_method=S256'")
+        super().validate_code_challenge(grant, redirect_uri)
+
+    def validate_code_verifier(self, grant: Any, result: Any) -> None:
+        if not grant.request.form.get("code_verifier"):
+            raise rfc6749.InvalidRequestError("Missing 'code_verifier'")
+        super().validate_code_verifier(grant, result)
 
     def get_authorization_code_challenge(self, authorization_code: Code) -> str | None:
         return authorization_code.data.get("challenge")
@@ -380,11 +401,6 @@ def _locale() -> str | None:
 
     lang = sessions.get("lang")
     return str(lang) if lang else None
-
-
-class IssuerParameter(rfc9207.IssuerParameter):
-    def get_issuer(self) -> str:
-        return provider().issuer
 
 
 # -- endpoints ---------------------------------------------------------------------------------
@@ -504,17 +520,14 @@ def _access_token(client: Client, grant_type: str, user: User, scope: str) -> st
 
 
 def init(app: Flask, cfg: Config) -> None:
-    from pathlib import Path
-
-    keys = KeyStore(Path(cfg.secrets_dir) / "oidc-keys",
-                    grace=timedelta(hours=cfg.oidc.key_grace_hours))
+    keys = store_for(cfg)
     app.extensions["mims_oidc"] = Provider(cfg, keys, _pairwise_key(cfg))
     server = AuthorizationServer()
     server.init_app(app, query_client=lambda cid: provider().client(cid),
                     save_token=_save_token)
     server.register_token_generator("default", rfc6750.BearerTokenGenerator(
         access_token_generator=_access_token,
-        refresh_token_generator=lambda *a: secrets.token_urlsafe(48),
+        refresh_token_generator=lambda **_: secrets.token_urlsafe(48),
         expires_generator=lambda client, grant_type: cfg.oidc.access_token_minutes * 60))
     server.register_grant(AuthorizationCodeGrant,
                           [CodeChallenge(required=True), OpenIDCode(require_nonce=False)])
@@ -524,7 +537,8 @@ def init(app: Flask, cfg: Config) -> None:
     server.register_endpoint(UserInfoEndpoint(resource_protector=protector))
     server.register_endpoint(RevocationEndpoint)
     server.register_endpoint(IntrospectionEndpoint)
-    server.register_extension(IssuerParameter())
+    # RFC 9207's iss is added by the authorize view itself: Authlib 1.9's IssuerParameter
+    # registers a hook its authorization server never calls.
     app.extensions["mims_oauth_server"] = server
 
 
