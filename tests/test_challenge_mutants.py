@@ -96,6 +96,17 @@ def test_sixteen_byte_hash_and_salt_allowed() -> None:
     assert (params.hash_len, params.salt_len) == (16, 16)
 
 
+def test_configured_hash_and_salt_lengths_are_used() -> None:
+    h = ChallengeHasher(**MIN, hash_len=24, salt_len=24)
+    params = argon2.extract_parameters(h.hash("blue whale"))
+    assert (params.hash_len, params.salt_len) == (24, 24)
+
+
+def test_encode_accepts_any_base64_hash() -> None:
+    value = "$argon2id$v=19$m=19456,t=2,p=1$WFhYWA$WFhYWFhY"
+    assert encode_challenge("pet", value) == "pet$" + value
+
+
 def test_defaults() -> None:
     h = ChallengeHasher()
     assert (h.memory_kib, h.time_cost, h.parallelism, h.hash_len, h.salt_len) == \
@@ -183,6 +194,11 @@ def test_unknown_and_repeated_messages() -> None:
         'Your answer to "What is the name of your first soft toy?" is the same as your '
         'answer to "Where did you go for your first holiday?". Use a different answer for '
         "each question."]
+
+
+def test_every_answer_is_checked_after_a_login_id_answer() -> None:
+    problems = validate_own_answers([("first-holiday", "kid"), ("first-soft-toy", "ab")], LOGIN)
+    assert len(problems) == 2 and "login ID" in problems[0] and "too short" in problems[1]
 
 
 def test_login_id_part_is_before_the_first_at() -> None:

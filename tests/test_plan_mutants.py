@@ -43,8 +43,10 @@ def scenario(other_school: bool = False):  # type: ignore[no-untyped-def]
         student(9, level="P4", cls="4A", status="left"),                    # disable (row)
         student(11, level="P4", cls="4A", status="left"),                   # already left
         replace(student(12), email="s13@x.sg"),                             # s13's login ID
-        student(15, level="P4", cls="4A"),                                  # same, other case
+        student(15, level="P4", cls="4A", teacher=next(iter(TEACHERS))),     # same, other case
         student(19, level="P6", cls="6A", given="kid"),                     # update: cn case
+        student(22, level="P4", cls="4A"),                                  # move: school only
+        student(23, level="P4", cls="4A"),                                  # reissue
     ]
     if other_school:
         rows.append(student(20, school="B"))
@@ -64,11 +66,15 @@ def scenario(other_school: bool = False):  # type: ignore[no-untyped-def]
         as_dir(student(14)),                                                # protected (row)
         replace(as_dir(rows[10]), mail="S15@X.SG", school="a", level="p4",
                 policy_dn=as_dir(rows[10]).policy_dn.upper(),               # type: ignore[union-attr]
-                form_teacher_dn=None),
+                form_teacher_dn=next(iter(TEACHERS.values())).upper()),
         as_dir(student(16), status="left", left_at=exactly),                # kept
         as_dir(student(17), status="disabled"),                             # ICT-disabled
         as_dir(student(18, level="P2", cls="2A")),                          # disable (absent)
         as_dir(student(19, level="P6", cls="6A")),
+        as_dir(student(22, school="B", level="P4", cls="4A")),              # transferred in
+        as_dir(student(23, level="P4", cls="4A"), credential_pending=True),
+        replace(as_dir(student(24, level="P5", cls="5C")), class_name=None, mail=None,
+                cn=None),                                                   # disable, bare
         as_dir(student(21, school="B")),                                    # out of scope
     ]
     return roster(rows, errors), state(current)
@@ -106,11 +112,21 @@ def test_school_option_scopes_and_warns() -> None:
     assert "S0021" not in {c.uid for c in p.changes}
 
 
+def test_delta_keeps_the_students_it_does_not_mention() -> None:
+    r, st0 = scenario()
+    delta = replace(r, is_delta=True, departed_ids=frozenset({"S0010"}))
+    p = plan(delta, st0)
+    assert p.is_delta is True
+    assert [c.uid for c in p.changes if c.kind == "disable"] == ["S0009", "S0010"]
+    # Not departed, so unchanged: S0018 and S0024 (besides the full run's unchanged ones).
+    assert p.unchanged == plan(r, st0).unchanged + 2
+
+
 def test_reissue_only_for_active_students() -> None:
     r, st0 = scenario()
     pending_left = {**st0.students, "s0001": replace(st0.students["s0001"], status="left")}
     p = plan(r, replace(st0, students=pending_left))
-    assert p.count(REISSUE) == 0
+    assert [c.uid for c in p.changes if c.kind == REISSUE] == ["S0023"]
 
 
 def test_names_and_teacher_lookup() -> None:
@@ -128,6 +144,7 @@ def test_apply_to_state_drops_purged_and_settles_reissued() -> None:
     after = apply_to_state(plan(r, st0, purge=True), st0.students)
     assert "s0008" not in after
     assert after["s0001"].credential_pending is False
+    assert after["s0023"].credential_pending is False  # every reissue, not only the first
     assert after["s0001"] == replace(st0.students["s0001"], credential_pending=False)
     new = after["s0002"]
     assert isinstance(new, DirStudent) and new.dn == DNS.student("S0002")

@@ -56,7 +56,8 @@ def test_backoff_grows_then_stays_at_the_last_step(failures: int, minutes: int) 
 @pytest.mark.parametrize(("failures", "quiet", "left"), [
     (0, 10 * HOUR, 0), (-2, 0 * HOUR, 0),
     (4, 0.5 * HOUR, 4), (4, 1 * HOUR, 3), (4, 2.5 * HOUR, 2), (4, 4 * HOUR, 0),
-    (4, 10 * HOUR, 0), (3, -1 * HOUR, 3), (3, 0 * HOUR, 3),
+    (4, 10 * HOUR, 0), (3, -1 * HOUR, 3), (3, 0 * HOUR, 3), (1, 0.5 * HOUR, 1),
+    (1, 1 * HOUR, 0),
 ])
 def test_decay_forgives_one_failure_per_quiet_period(failures: int, quiet: timedelta,
                                                     left: int) -> None:
