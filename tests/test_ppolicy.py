@@ -157,12 +157,28 @@ def test_disabled_student_cannot_bind(slapd, make, root):
     assert bind(slapd, s.dn, "Right-pass-1")[1].ok
 
 
-def test_anonymous_can_bind_only(slapd, dns):
-    c = Conn(slapd.ldap.uri)
-    with pytest.raises((AccessDenied, Exception)):
-        res = c.search(dns.base, ldap.SCOPE_SUBTREE, "(objectClass=*)", ["dn"], "anon search")
-        assert res == []
-        raise AccessDenied("no error but no result")
+def test_anonymous_can_bind_only(slapd, dns, make):
+    """design-notes §4: "anonymous: bind only. No search, no read." slapd refuses every
+    operation on the data before authentication (olcRequires: authc, result 53
+    "authentication required"): a refusal, not an empty answer."""
+    s = make.student(level="P4", password="Right-pass-1")
+    with Conn(slapd.ldap.uri) as c:
+        # An anonymous bind is itself allowed (RFC 4513 5.1.1): it names nobody and grants
+        # nothing.
+        c.lo.simple_bind_s("", "")
+        assert c.whoami() == ""
+        for base, scope in ((dns.base, ldap.SCOPE_SUBTREE), (dns.students, ldap.SCOPE_ONELEVEL),
+                            (s.dn, ldap.SCOPE_BASE)):
+            with pytest.raises(AccessDenied, match="sign in first"):
+                c.search(base, scope, f"(mail={s.mail})", ["dn", "mail"], "anonymous search")
+        with pytest.raises(AccessDenied, match="sign in first"):
+            c.get(s.dn, ["cn"], "anonymous read")
+        with pytest.raises(ldap.UNWILLING_TO_PERFORM, match="authentication required"):
+            c.lo.compare_s(s.dn, "mail", s.mail)
+        # Binding is what it may do: the same connection authenticates as the student.
+        assert c.bind_ppolicy(s.dn, "Right-pass-1").ok
+        assert c.whoami() == f"dn:{s.dn}"
+        assert c.get(s.dn, ["mail"], "reading own entry") == {"mail": [s.mail.encode()]}
 
 
 def test_unlock_clears_failures_so_one_typo_does_not_relock(slapd, make, root):
