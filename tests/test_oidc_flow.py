@@ -260,7 +260,7 @@ def test_rp_initiated_and_back_channel_logout(app, make, slapd) -> None:  # type
     received: list[str] = []
 
     class Catch(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             n = int(self.headers["Content-Length"])
             received.append(parse_qs(self.rfile.read(n).decode())["logout_token"][0])
             self.send_response(200)

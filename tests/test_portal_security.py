@@ -48,9 +48,15 @@ def test_session_cookie_flags(slapd, make) -> None:  # type: ignore[no-untyped-d
     for secure in (False, True):
         web = Browserish(make_app(slapd, secure_cookies=secure).test_client())
         r = web.login(s.mail, s.password)
-        cookie = r.headers["Set-Cookie"]
-        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
-        assert ("Secure" in cookie) is secure
+        cookies = {c.split("=", 1)[0]: c for c in r.headers.getlist("Set-Cookie")}
+        # Lax: an application's top-level link to /oauth/authorize must carry the session
+        # (single sign-on); the device cookie is only ever needed on the portal's own posts.
+        assert "HttpOnly" in cookies["mims_session"]
+        assert "SameSite=Lax" in cookies["mims_session"]
+        assert "HttpOnly" in cookies["mims_device"]
+        assert "SameSite=Strict" in cookies["mims_device"]
+        for cookie in cookies.values():
+            assert ("Secure" in cookie) is secure
 
 
 def test_csrf_token_required(web) -> None:  # type: ignore[no-untyped-def]

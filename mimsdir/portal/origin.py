@@ -17,7 +17,7 @@ The rule, for every request that Flask-WTF protects (exempt views stay exempt):
 - with neither, the post is refused over HTTPS (as Flask-WTF did: a current browser always
   sends one) and allowed over plain HTTP (the demo, scripts), where the token still holds.
 
-The token (bound to the session, whose cookie is ``SameSite=Strict``) is checked first, as
+The token (bound to the session, whose cookie is ``SameSite=Lax``) is checked first, as
 before: this is a second, independent wall, not a replacement.
 """
 

@@ -1,7 +1,7 @@
 """Sessions, CSRF, headers, rate limits and error pages: the portal's security, in one place.
 
 - Sessions are server-side (``sessions.py``): the cookie is a browser-session cookie
-  (HttpOnly, SameSite=Strict, Secure behind TLS) carrying a random token, the CSRF token and
+  (HttpOnly, SameSite=Lax, Secure behind TLS) carrying a random token, the CSRF token and
   the language, nothing personal. Every request loads the record from the directory and ends
   it when it is too old, idle, or its person changed password or is no longer active.
 - CSRF: Flask-WTF's token on every form, and the post's Origin (else Referer) must be the
