@@ -127,10 +127,18 @@ def test_every_post_route_needs_the_csrf_token(app, make) -> None:  # type: igno
     teacher = make.teacher("4A")
     web = Browserish(app.test_client())
     web.login(teacher.mail, teacher.password)
+    from mimsdir.portal.oidc.views import MACHINE_ENDPOINTS
+
+    # Posted by applications' servers, authenticated by client credentials or a bearer
+    # token, never by a browser's cookie: exempt on purpose, and only these.
+    machine = {"/oauth/token", "/oauth/userinfo", "/oauth/revoke", "/oauth/introspect"}
+    assert {r.rule for r in app.url_map.iter_rules()
+            if r.endpoint in MACHINE_ENDPOINTS and "POST" in (r.methods or ())} == machine
     posts = sorted(rule.rule for rule in app.url_map.iter_rules()
-                   if "POST" in (rule.methods or ()))
+                   if "POST" in (rule.methods or ()) and rule.rule not in machine)
     assert {"/login", "/logout", "/forgot", "/forgot/questions", "/forgot/password",
-            "/password", "/questions", "/teacher/reset", "/teacher/unlock"} <= set(posts)
+            "/password", "/questions", "/teacher/reset", "/teacher/unlock",
+            "/oauth/authorize", "/oauth/logout"} <= set(posts)
     for path in posts:
         r = web.c.post(path, data={"uid": "x", "login_id": "x@y.sg"})
         assert r.status_code == 400 and "expired" in text(r), path
