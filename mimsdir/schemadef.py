@@ -119,6 +119,8 @@ ATTRIBUTES: tuple[AttributeDef, ...] = (
     AttributeDef(33, "mimsAppSamlMetadata", "the SAML SP metadata XML, whole", DIRECTORY_STRING,
                  "caseExactMatch"),
     # 40 on: portal state.
+    AttributeDef(34, "mimsAppIdTokenAlg", "OIDC: how the ID token is signed, RS256 or ES256",
+                 IA5_STRING, "caseExactIA5Match"),
     AttributeDef(40, "mimsSessionLink",
                  "kind:id links of a grant (sid, family, code) for revoking together",
                  IA5_STRING, "caseExactIA5Match", single=False),
@@ -155,7 +157,7 @@ OBJECT_CLASSES: tuple[ObjectClassDef, ...] = (
         may=("mimsAppRedirectUri", "mimsAppPostLogoutUri", "mimsAppBackchannelUri",
              "mimsAppPublic", "mimsAppSecret", "mimsAppScope", "mimsAppConsent",
              "mimsAppPairwise", "mimsAppAllowLevel", "mimsAppAllowSchool", "mimsAppAllowRole",
-             "mimsAppSamlEntityId", "mimsAppSamlMetadata", "description"),
+             "mimsAppSamlEntityId", "mimsAppSamlMetadata", "mimsAppIdTokenAlg", "description"),
         kind="STRUCTURAL",
     ),
 )

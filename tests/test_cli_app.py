@@ -320,3 +320,14 @@ def test_help_has_examples() -> None:
                 ["app", "keys", "list"]):
         res = CliRunner().invoke(main, [*cmd, "--help"])
         assert res.exit_code == 0 and "Example" in res.output, cmd
+
+
+def test_id_token_algorithm(cfg: Path, reg: Registry) -> None:
+    out = add_oidc(cfg, "--id-token-alg", "ES256", "--json")
+    assert out.exit_code == 0, out.output
+    client_id = json.loads(out.stdout)["client_id"]
+    app = reg.get(client_id)
+    assert app is not None and app.id_token_alg == "ES256"
+    plain = reg.get(json.loads(add_oidc(cfg, "--json").stdout)["client_id"])
+    assert plain is not None and plain.id_token_alg == "RS256"
+    assert add_oidc(cfg, "--id-token-alg", "HS256").exit_code == 2

@@ -312,3 +312,19 @@ def test_rp_initiated_and_back_channel_logout(app, make, slapd) -> None:  # type
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_es256_id_tokens_for_clients_that_ask(app, make, slapd) -> None:  # type: ignore[no-untyped-def]
+    import json
+    from base64 import urlsafe_b64decode
+
+    s = student(make, "P4")
+    rp = register(make.root, slapd, id_token_alg="ES256")
+    web = Browserish(app.test_client())
+    code = query(sign_in_to(web, rp, s).headers["Location"])["code"]
+    body = exchange(web, rp, code).get_json()
+    head = json.loads(urlsafe_b64decode(body["id_token"].split(".")[0] + "=="))
+    assert head["alg"] == "ES256"
+    jwks = web.c.get("/oauth/jwks").get_json()
+    assert head["kid"] in {k["kid"] for k in jwks["keys"] if k["kty"] == "EC"}
+    verify(body["id_token"], jwks, aud=rp.client_id, nonce=rp.nonce)

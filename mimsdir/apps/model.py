@@ -41,6 +41,7 @@ Protocol = Literal["oidc", "saml"]
 PROTOCOLS: tuple[Protocol, ...] = ("oidc", "saml")
 ROLES = ("student", "teacher", "staff")
 SCOPES = ("openid", "email", "profile", "mims", "offline_access")
+ID_TOKEN_ALGS = ("RS256", "ES256")
 LEVELS = ("P1", "P2", "P3", "P4", "P5", "P6")
 
 #: A client id is the RDN value of its entry and travels in URLs: URL-safe characters only.
@@ -65,6 +66,7 @@ class App:
     scopes: tuple[str, ...] = ("openid", "email", "profile", "mims", "offline_access")
     consent: bool = False               # school-managed apps: no consent page by default
     pairwise: bool = False              # pairwise sub for this client
+    id_token_alg: str = ID_TOKEN_ALGS[0]  # OIDC: RS256, or ES256 for clients that ask
     allowed_levels: tuple[str, ...] = ()   # empty: any (P1..P6)
     allowed_schools: tuple[str, ...] = ()  # empty: any
     allowed_roles: tuple[str, ...] = ()    # empty: any of ROLES
@@ -248,6 +250,9 @@ def _validate_oidc(app: App) -> None:
         raise ValueError("a confidential client needs the argon2id hash of its secret")
     if app.saml_entity_id is not None or app.saml_metadata is not None:
         raise ValueError("an OpenID Connect app has no SAML entity ID or metadata")
+    if app.id_token_alg not in ID_TOKEN_ALGS:
+        raise ValueError(f"ID token algorithm: one of {', '.join(ID_TOKEN_ALGS)}, "
+                         f"not {app.id_token_alg!r}")
 
 
 def _validate_saml(app: App) -> None:
@@ -257,7 +262,8 @@ def _validate_saml(app: App) -> None:
     if not app.redirect_uris:
         raise ValueError("a SAML app needs at least one AssertionConsumerService URL")
     if (app.public or app.secret_hash is not None or app.scopes or app.post_logout_redirect_uris
-            or app.backchannel_logout_uri is not None or app.consent or app.pairwise):
+            or app.backchannel_logout_uri is not None or app.consent or app.pairwise
+            or app.id_token_alg != ID_TOKEN_ALGS[0]):
         raise ValueError("a SAML app has no secret, scopes, logout URIs, consent or pairwise "
                          "setting (OpenID Connect only)")
 
@@ -291,6 +297,7 @@ def app_to_attrs(app: App) -> dict[str, list[bytes]]:
         "mimsAppAllowRole": many(app.allowed_roles),
         "mimsAppSamlEntityId": many(filter(None, [app.saml_entity_id])),
         "mimsAppSamlMetadata": many(filter(None, [app.saml_metadata])),
+        "mimsAppIdTokenAlg": many([app.id_token_alg] if app.protocol == "oidc" else []),
         "description": many(filter(None, [app.description])),
     }
     return {k: v for k, v in attrs.items() if v}
@@ -301,7 +308,7 @@ APP_ATTRS = ("objectClass", "cn", "mimsAppName", "mimsAppProtocol", "mimsAppRedi
              "mimsAppPostLogoutUri", "mimsAppBackchannelUri", "mimsAppPublic", "mimsAppSecret",
              "mimsAppScope", "mimsAppConsent", "mimsAppPairwise", "mimsAppAllowLevel",
              "mimsAppAllowSchool", "mimsAppAllowRole", "mimsAppSamlEntityId",
-             "mimsAppSamlMetadata", "description")
+             "mimsAppSamlMetadata", "mimsAppIdTokenAlg", "description")
 
 
 def app_from_entry(dn: str, attrs: dict[str, list[bytes]]) -> App:
@@ -344,4 +351,5 @@ def app_from_entry(dn: str, attrs: dict[str, list[bytes]]) -> App:
         saml_entity_id=one("mimsAppSamlEntityId"),
         saml_metadata=one("mimsAppSamlMetadata"),
         description=one("description"),
+        id_token_alg=one("mimsAppIdTokenAlg") or ID_TOKEN_ALGS[0],
     )

@@ -18,6 +18,7 @@ import click
 
 from mimsdir.apps.keys import KeyInfo, store_for
 from mimsdir.apps.model import (
+    ID_TOKEN_ALGS,
     LEVELS,
     ROLES,
     SCOPES,
@@ -81,7 +82,7 @@ def _registry(ctx: Ctx) -> tuple[Registry, Any]:
 # -- add -------------------------------------------------------------------------------------
 
 _OIDC_ONLY = ("--redirect-uri", "--post-logout-uri", "--backchannel-logout-uri", "--public",
-              "--scope", "--consent", "--pairwise")
+              "--scope", "--consent", "--pairwise", "--id-token-alg")
 
 
 @app.command("add")
@@ -105,6 +106,8 @@ _OIDC_ONLY = ("--redirect-uri", "--post-logout-uri", "--backchannel-logout-uri",
                    "for school-managed apps).")
 @click.option("--pairwise", is_flag=True,
               help="OIDC: give this app its own subject identifier for each person.")
+@click.option("--id-token-alg", type=click.Choice(ID_TOKEN_ALGS), default=None,
+              help="OIDC: sign this app's ID tokens with RS256 (default) or ES256.")
 @click.option("--metadata", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="SAML: the service provider's metadata XML.")
 @click.option("--level", "levels", multiple=True, type=click.Choice(LEVELS, case_sensitive=False),
@@ -119,7 +122,8 @@ _OIDC_ONLY = ("--redirect-uri", "--post-logout-uri", "--backchannel-logout-uri",
 @pass_ctx
 def add(ctx: Ctx, name: str, oidc: bool, saml: bool, redirect_uris: tuple[str, ...],
         post_logout_uris: tuple[str, ...], backchannel_logout_uri: str | None, public: bool,
-        scopes: tuple[str, ...], consent: bool, pairwise: bool, metadata: Path | None,
+        scopes: tuple[str, ...], consent: bool, pairwise: bool, id_token_alg: str | None,
+        metadata: Path | None,
         levels: tuple[str, ...], schools: tuple[str, ...], roles: tuple[str, ...],
         description: str | None, as_json: bool) -> None:
     """Register an application; print its client id and, for a confidential OpenID Connect
@@ -163,11 +167,11 @@ def add(ctx: Ctx, name: str, oidc: bool, saml: bool, redirect_uris: tuple[str, .
                   if backchannel_logout_uri is not None else None,
                   public=public, secret_hash=secret_hash,
                   scopes=_unique(scopes) if scopes else App.scopes,
-                  consent=consent, pairwise=pairwise)
+                  consent=consent, pairwise=pairwise, id_token_alg=id_token_alg or "RS256")
     else:
         given = [opt for opt, value in zip(_OIDC_ONLY, (
             redirect_uris, post_logout_uris, backchannel_logout_uri, public, scopes, consent,
-            pairwise), strict=True) if value]
+            pairwise, id_token_alg), strict=True) if value]
         if given:
             raise UsageError(f"app add: {', '.join(given)} only for --oidc (a SAML SP's "
                              f"addresses come from its metadata)")
@@ -246,6 +250,7 @@ def app_view(a: App, metadata: bool = True) -> dict[str, Any]:
         "post_logout_redirect_uris": list(a.post_logout_redirect_uris),
         "backchannel_logout_uri": a.backchannel_logout_uri,
         "scopes": list(a.scopes), "consent": a.consent, "pairwise": a.pairwise,
+        "id_token_alg": a.id_token_alg if a.protocol == "oidc" else None,
         "allowed_levels": list(a.allowed_levels), "allowed_schools": list(a.allowed_schools),
         "allowed_roles": list(a.allowed_roles), "saml_entity_id": a.saml_entity_id,
         "description": a.description,

@@ -367,14 +367,14 @@ class OpenIDCode(oidc_core.OpenIDCode):
         return bool(provider().store().linked(f"nonce:{request.payload.client_id}:{nonce}"))
 
     def resolve_client_private_key(self, client: Client) -> Any:
-        return import_key(provider().keys.signing_key("RS256"))
+        return import_key(provider().keys.signing_key(client.app.id_token_alg))
 
     def get_client_algorithm(self, client: Client) -> str:
-        return "RS256"
+        return client.app.id_token_alg
 
     def get_encode_header(self, client: Client) -> dict[str, str]:
-        return {"alg": "RS256", "kid": provider().keys.signing_key("RS256")["kid"],
-                "typ": "JWT"}
+        alg = client.app.id_token_alg
+        return {"alg": alg, "kid": provider().keys.signing_key(alg)["kid"], "typ": "JWT"}
 
     def get_client_claims(self, client: Client) -> dict[str, Any]:
         now = int(time.time())
