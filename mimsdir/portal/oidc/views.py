@@ -64,7 +64,6 @@ def discovery():  # type: ignore[no-untyped-def]
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public", "pairwise"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
-        "userinfo_signing_alg_values_supported": ["none"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic",
                                                   "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic",
