@@ -328,3 +328,28 @@ def test_es256_id_tokens_for_clients_that_ask(app, make, slapd) -> None:  # type
     jwks = web.c.get("/oauth/jwks").get_json()
     assert head["kid"] in {k["kid"] for k in jwks["keys"] if k["kty"] == "EC"}
     verify(body["id_token"], jwks, aud=rp.client_id, nonce=rp.nonce)
+
+
+def test_key_rotation_keeps_old_tokens_valid_during_the_grace(app, make, slapd) -> None:  # type: ignore[no-untyped-def]
+    import json
+    from base64 import urlsafe_b64decode
+
+    from mimsdir.apps.keys import store_for
+
+    def kid(token: str) -> str:
+        return json.loads(urlsafe_b64decode(token.split(".")[0] + "=="))["kid"]
+
+    s = student(make, "P4")
+    rp = register(make.root, slapd)
+    web = Browserish(app.test_client())
+    code = query(sign_in_to(web, rp, s).headers["Location"])["code"]
+    before = exchange(web, rp, code).get_json()
+    store_for(app.config["MIMS"]).rotate()  # `mimsdir app keys rotate`
+    code = query(web.get(rp.authorize_path()).headers["Location"])["code"]
+    after = exchange(web, rp, code).get_json()
+    assert kid(after["id_token"]) != kid(before["id_token"])
+    jwks = web.c.get("/oauth/jwks").get_json()
+    assert {kid(before["id_token"]), kid(after["id_token"])} <= {k["kid"] for k in jwks["keys"]}
+    for t in (before, after):  # the running portal took the new key without a restart
+        assert web.c.get("/oauth/userinfo", headers={
+            "Authorization": f"Bearer {t['access_token']}"}).status_code == 200
