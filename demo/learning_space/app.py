@@ -21,6 +21,7 @@ made at start.
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import threading
 import time
@@ -170,7 +171,8 @@ def create_app(settings: Settings) -> Flask:
                 session.pop("ls")
                 ended = "elsewhere"
             return page("signed_out.html", ended=ended)
-        return page("home.html", who=who_line(s.claims), claims=sorted(s.claims.items()),
+        return page("home.html", who=who_line(s.claims),
+                    claims=[(k, shown(k, v)) for k, v in sorted(s.claims.items())],
                     signed_in_at=time.strftime("%H:%M:%S", time.localtime(s.started)))
 
     @app.post("/login")
@@ -250,6 +252,13 @@ def who_line(claims: dict[str, Any]) -> str:
     if not claims.get("level") and claims.get("role"):
         detail = [str(claims["role"])]
     return f"{name} ({', '.join(detail)})" if detail else name
+
+
+def shown(name: str, value: Any) -> str:
+    """A claim as JSON would write it; times also as a clock time."""
+    if name in ("iat", "exp", "auth_time") and isinstance(value, int):
+        return f"{value} ({time.strftime('%H:%M:%S', time.localtime(value))})"
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def check_logout_token(client: Any, settings: Settings, token: str) -> dict[str, Any] | None:
