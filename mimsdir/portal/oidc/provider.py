@@ -20,7 +20,6 @@ from authlib.oauth2 import rfc6749, rfc6750, rfc7009, rfc7636, rfc7662
 from authlib.oauth2.rfc6749 import InvalidGrantError
 from authlib.oidc import core as oidc_core
 from flask import Flask, current_app, g
-from joserfc.jwk import import_key
 
 from mimsdir.apps.keys import KeyStore, store_for
 from mimsdir.apps.model import App
@@ -367,13 +366,13 @@ class OpenIDCode(oidc_core.OpenIDCode):
         return bool(provider().store().linked(f"nonce:{request.payload.client_id}:{nonce}"))
 
     def resolve_client_private_key(self, client: Client) -> Any:
-        return import_key(provider().keys.signing_key("RS256"))
+        return provider().signer.private_key("RS256")[1]  # imported once, not per token
 
     def get_client_algorithm(self, client: Client) -> str:
         return "RS256"
 
     def get_encode_header(self, client: Client) -> dict[str, str]:
-        return {"alg": "RS256", "kid": provider().keys.signing_key("RS256")["kid"],
+        return {"alg": "RS256", "kid": provider().signer.private_key("RS256")[0],
                 "typ": "JWT"}
 
     def get_client_claims(self, client: Client) -> dict[str, Any]:
@@ -416,7 +415,7 @@ class UserInfoEndpoint(oidc_core.UserInfoEndpoint):
                               None)
 
     def resolve_private_key(self) -> Any:
-        return import_key(provider().keys.signing_key("RS256"))
+        return provider().signer.private_key("RS256")[1]
 
 
 class BearerTokenValidator(rfc6750.BearerTokenValidator):
