@@ -13,6 +13,7 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
+import pytest
 import requests
 import yaml
 
@@ -74,6 +75,13 @@ def test_demo_script_end_to_end(tmp_path: Path) -> None:
         assert [a["client_id"] for a in ours] == [state1["client_id"]]
         assert f"{learning}/" in out and "the learning space (OpenID Connect)" in out
         sign_in_and_out(out, portal, learning)
+        # make down's first step stops it.
+        stop = subprocess.run(["bash", str(ROOT / "scripts" / "demo_apps.sh"), "stop",
+                               str(cfg_path)], env=env, capture_output=True, text=True,
+                              check=True)
+        assert "demo app learning-space stopped" in stop.stdout and not pid_file.exists()
+        with pytest.raises(requests.ConnectionError):
+            requests.get(learning + "/healthz", timeout=5)
     finally:
         for script in ("demo_apps.sh", "portal.sh"):
             subprocess.run(["bash", str(ROOT / "scripts" / script), "stop", str(cfg_path)],
