@@ -16,12 +16,12 @@ demo: install ## start the embedded directory with the demo school and print how
 	@bash scripts/demo.sh
 
 test: install ## lint and type-check, then the whole test suite against a real slapd
-	@$(VENV)/bin/ruff check mimsdir tests scripts benchmarks
+	@$(VENV)/bin/ruff check mimsdir demo tests scripts benchmarks
 	@$(VENV)/bin/mypy
 	@$(VENV)/bin/pytest -q --clock-shift-days=730
 
 lint: install ## ruff and mypy
-	@$(VENV)/bin/ruff check mimsdir tests scripts benchmarks
+	@$(VENV)/bin/ruff check mimsdir demo tests scripts benchmarks
 	@$(VENV)/bin/mypy
 
 # The pure core's mutants (mutmut; config in pyproject.toml): of views/common.py only the
@@ -42,7 +42,8 @@ schema: install ## regenerate schema/mims.schema and schema/mims.ldif from mimsd
 fixtures: install ## regenerate ldap-fixtures/ from scripts/make_demo_fixtures.py
 	@$(PY) scripts/make_demo_fixtures.py
 
-down: ## stop the demo portal and directory
+down: ## stop the demo applications, the portal and the directory
+	@bash scripts/demo_apps.sh stop $(CONFIG)
 	@bash scripts/portal.sh stop $(CONFIG)
 	@$(VENV)/bin/mimsdir --config $(CONFIG) directory down
 

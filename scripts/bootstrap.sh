@@ -40,3 +40,15 @@ if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$sta
 fi
 
 bash scripts/build_pwcheck.sh
+
+# The tests' independent OpenID Connect client (tests/rp-node: Node's openid-client, pinned by
+# its package-lock.json), only where node and npm are installed (CI's image has node 20); never
+# part of the product, so a failure here warns and the install carries on (the demo does not
+# need it; tests/test_oidc_node.py then fails saying so).
+if command -v npm >/dev/null 2>&1; then
+  rp=tests/rp-node
+  if [ ! -f $rp/node_modules/.package-lock.json ] || [ $rp/package-lock.json -nt $rp/node_modules/.package-lock.json ]; then
+    (cd $rp && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+      echo "bootstrap: npm ci in $rp failed: the openid-client test cannot run until it works" >&2
+  fi
+fi

@@ -11,5 +11,9 @@ $M directory load ldap-fixtures/demo-school.ldif
 $M sync ldap-fixtures/demo-school.csv --report "${VAR:-var}/demo-sync.json"
 .venv/bin/python scripts/demo_accounts.py "$CONFIG"
 bash scripts/portal.sh start "$CONFIG"
+# The demo applications (demo/catalogue.py): registered once, then reused; each in the background.
+.venv/bin/python -m demo register "$CONFIG"
+bash scripts/demo_apps.sh start "$CONFIG"
+.venv/bin/python -m demo instructions "$CONFIG"
 echo
 echo "Directory status: $M directory status     Stop everything: make down"

@@ -1,15 +1,19 @@
 """Helpers for the OpenID Connect tests: register an application in the session's
 directory, and play a relying party with nothing but HTTP and joserfc (no project code on
-the client side)."""
+the client side); serve the real portal on a free port (its issuer that address) and sign in
+at it with a real HTTP client, as a browser would."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import re
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -86,3 +90,54 @@ def verify(token: str, jwks: dict[str, Any], **expect: Any) -> dict[str, Any]:
     for key, value in expect.items():
         assert claims.get(key) == value, (key, claims.get(key), value)
     return claims
+
+
+class _Late:
+    """A WSGI app made once its address is known (the portal's issuer is its own URL)."""
+
+    app: Any = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if self.app is None:  # serve_wsgi's "is it answering" probe, before the app exists
+            start_response("503 Service Unavailable", [("Content-Length", "0")])
+            return [b""]
+        return self.app(environ, start_response)
+
+
+@contextlib.contextmanager
+def served_portal(cfg: Any, **portal: Any) -> Iterator[tuple[str, Any]]:
+    """The real portal (``create_app``, not in testing mode) served by waitress on a free port,
+    with ``portal.public_url`` (the issuer) that address. Yields (url, flask app)."""
+    from mimsdir.portal import create_app
+    from tests.browser import serve_wsgi
+    from tests.portal_helpers import portal_config
+
+    late = _Late()
+    with serve_wsgi(late, threads=8) as url:
+        late.app = create_app(portal_config(cfg, public_url=url, **portal))
+        yield url, late.app
+
+
+def http_sign_in(web: Any, portal_url: str, authorization_url: str, redirect_uri: str,
+                 login_id: str, password: str) -> str:
+    """Follow an application's authorization URL through the portal's sign-in page with a
+    ``requests.Session`` (cookies, the CSRF token, the Origin a browser sends), up to the
+    redirect back to ``redirect_uri``; returns that URL (code, state, iss)."""
+    r = web.get(authorization_url, allow_redirects=False, timeout=10)
+    for _ in range(10):
+        location = urljoin(r.url, r.headers.get("Location", ""))
+        if r.status_code in (302, 303) and location.startswith(redirect_uri):
+            return location
+        if r.status_code in (302, 303):
+            r = web.get(location, allow_redirects=False, timeout=10)
+            continue
+        assert r.status_code == 200 and "/login" in r.url, (r.status_code, r.url, r.text[:300])
+        token = re.search(r'name="csrf_token" value="([^"]+)"', r.text)
+        nxt = re.search(r'name="next" value="([^"]*)"', r.text)
+        assert token and nxt, r.text[:300]
+        r = web.post(f"{portal_url}/login", allow_redirects=False, timeout=30,
+                     headers={"Origin": portal_url},
+                     data={"csrf_token": token.group(1), "login_id": login_id,
+                           "password": password, "next": nxt.group(1).replace("&amp;", "&")})
+        assert r.status_code == 302, r.text[:500]
+    raise AssertionError(f"never sent back to {redirect_uri}: last {r.status_code} {r.url}")

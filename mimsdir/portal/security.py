@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import time
 import uuid
@@ -42,6 +43,36 @@ log = logging.getLogger("mimsdir.portal")
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
        "object-src 'none'")
+_HOST = re.compile(r"[a-z0-9.-]+|[0-9a-f:.]+")
+
+
+def onward_origin() -> str | None:
+    """The one application origin this page's form posts may end at, named beside 'self' in
+    ``form-action``. Chrome and Safari check ``form-action`` against every redirect that
+    follows a form post (w3c/webappsec-csp#8), so a sign-in on its way to an application
+    (POST /login -> / -> /oauth/authorize -> the application's redirect URI) was blocked by
+    ``'self'`` alone. The origin is the redirect URI's in the sign-in request the page carries
+    (``next``), in the session (``resume``: a forced change or questions on the way) or in
+    its own address (the consent page), or the post-logout address (the sign-out question).
+    It only widens where the portal's own redirects may go; the portal redirects to
+    registered addresses only."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from mimsdir.portal.origin import origin_of
+
+    uri: str | None = None
+    if request.path == "/oauth/logout":
+        uri = request.values.get("post_logout_redirect_uri")
+    else:
+        onward = (request.full_path if request.path == "/oauth/authorize"
+                  else request.values.get("next") or sessions.get("resume"))
+        if isinstance(onward, str) and urlsplit(onward).path == "/oauth/authorize":
+            uri = next(iter(parse_qs(urlsplit(onward).query).get("redirect_uri", [])), None)
+    found = origin_of(uri) if uri else None
+    if found is None or not _HOST.fullmatch(found[1]):
+        return None
+    scheme, host, port = found
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
 csrf = OriginCheckedCSRF()
 
@@ -151,7 +182,10 @@ def init(app: Flask, cfg: Config) -> None:
     @app.after_request
     def headers(resp: Response) -> Response:
         h = resp.headers
-        h["Content-Security-Policy"] = CSP
+        onward = onward_origin() if resp.mimetype == "text/html" else None
+        h["Content-Security-Policy"] = (CSP.replace("form-action 'self'",
+                                                    f"form-action 'self' {onward}")
+                                        if onward else CSP)
         h["X-Content-Type-Options"] = "nosniff"
         h["X-Frame-Options"] = "DENY"
         # Not no-referrer: with it a browser sends "Origin: null" even to this site, and the

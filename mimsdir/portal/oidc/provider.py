@@ -20,7 +20,6 @@ from authlib.oauth2 import rfc6749, rfc6750, rfc7009, rfc7636, rfc7662
 from authlib.oauth2.rfc6749 import InvalidGrantError
 from authlib.oidc import core as oidc_core
 from flask import Flask, current_app, g
-from joserfc.jwk import import_key
 
 from mimsdir.apps.keys import KeyStore, store_for
 from mimsdir.apps.model import App
@@ -367,14 +366,14 @@ class OpenIDCode(oidc_core.OpenIDCode):
         return bool(provider().store().linked(f"nonce:{request.payload.client_id}:{nonce}"))
 
     def resolve_client_private_key(self, client: Client) -> Any:
-        return import_key(provider().keys.signing_key(client.app.id_token_alg))
+        return provider().signer.private_key(client.app.id_token_alg)[1]  # imported once
 
     def get_client_algorithm(self, client: Client) -> str:
         return client.app.id_token_alg
 
     def get_encode_header(self, client: Client) -> dict[str, str]:
         alg = client.app.id_token_alg
-        return {"alg": alg, "kid": provider().keys.signing_key(alg)["kid"], "typ": "JWT"}
+        return {"alg": alg, "kid": provider().signer.private_key(alg)[0], "typ": "JWT"}
 
     def get_client_claims(self, client: Client) -> dict[str, Any]:
         now = int(time.time())
@@ -416,7 +415,7 @@ class UserInfoEndpoint(oidc_core.UserInfoEndpoint):
                               None)
 
     def resolve_private_key(self) -> Any:
-        return import_key(provider().keys.signing_key("RS256"))
+        return provider().signer.private_key("RS256")[1]
 
 
 class BearerTokenValidator(rfc6750.BearerTokenValidator):

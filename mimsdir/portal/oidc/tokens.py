@@ -15,7 +15,7 @@ from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet, import_key
+from joserfc.jwk import Key, KeySet, import_key
 
 from mimsdir.apps.keys import KeyStore
 
@@ -29,14 +29,30 @@ class Signer:
     def __init__(self, keys: KeyStore, issuer: str) -> None:
         self.keys = keys
         self.issuer = issuer
+        self._imported: dict[str, Key] = {}
 
     def _published(self) -> KeySet:
         return KeySet.import_key_set(self.keys.public_jwks())  # type: ignore[arg-type]
 
-    def sign(self, claims: Mapping[str, Any], typ: str = "JWT", alg: str = "RS256") -> str:
+    def private_key(self, alg: str = "RS256") -> tuple[str, Key]:
+        """The active signing key (its kid, the key), imported once per key id: importing an
+        RSA private key checks it (about 0.1 s of CPU for RSA 3072, 70 signatures' worth),
+        so importing it for every token made each one cost that
+        (benchmarks/oidc_speed.py). A rotation brings a new kid, imported at first use."""
         jwk = self.keys.signing_key(alg)
-        header = {"alg": alg, "kid": jwk["kid"], "typ": typ}
-        return jwt.encode(header, dict(claims), import_key(jwk), algorithms=[alg])
+        kid = str(jwk["kid"])
+        key = self._imported.get(kid)
+        if key is None:
+            key = import_key(jwk)
+            if len(self._imported) >= 8:  # old rotations' keys: never used again
+                self._imported = {}
+            self._imported[kid] = key
+        return kid, key
+
+    def sign(self, claims: Mapping[str, Any], typ: str = "JWT", alg: str = "RS256") -> str:
+        kid, key = self.private_key(alg)
+        header = {"alg": alg, "kid": kid, "typ": typ}
+        return jwt.encode(header, dict(claims), key, algorithms=[alg])
 
     def verify(self, token: str, typ: str | None = None) -> dict[str, Any] | None:
         """The claims of a token we signed (signature, issuer, expiry, type), else None. A
