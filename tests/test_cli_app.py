@@ -320,3 +320,15 @@ def test_help_has_examples() -> None:
                 ["app", "keys", "list"]):
         res = CliRunner().invoke(main, [*cmd, "--help"])
         assert res.exit_code == 0 and "Example" in res.output, cmd
+
+
+def test_saml_cert_prints_the_idp_certificate(cfg: Path, slapd: Config) -> None:
+    from mimsdir.apps.keys import saml_credentials
+    from tests.portal_helpers import make_app
+
+    res = run(cfg, "app", "saml-cert")
+    assert res.exit_code == 0, res.output
+    _key, cert = saml_credentials(slapd.secrets_dir)
+    assert res.stdout == cert.read_text() and res.stdout.startswith("-----BEGIN CERTIFICATE")
+    body = "".join(res.stdout.strip().splitlines()[1:-1])
+    assert body.encode() in make_app(slapd).test_client().get("/saml/metadata").data

@@ -5,10 +5,13 @@ InResponseTo, NameID and attributes, and the portal's gates before any assertion
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 import warnings
+import zlib
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 from xml.etree.ElementTree import Element
 
 import defusedxml.ElementTree as ET
@@ -330,11 +333,11 @@ def test_the_gate_refuses_a_person_no_longer_active(app, make, slapd, root) -> N
                  scopes=(), saml_entity_id="x", saml_metadata="<x/>")
     root.modify(s.dn, [(ldap.MOD_REPLACE, "mimsAccountStatus", [b"left"])], "left")
     now = datetime.now(UTC)
-    with app.test_request_context("/saml/continue/t"):
+    with app.test_request_context("/saml/continue?t=t"):
         g.mims_session = sessions.Record(
             key="k", subject=s.dn, expires=now + timedelta(hours=1), seen=now,
             data={"who": {"dn": s.dn, "uid": s.uid, "kind": "student"}, "sid": "x"})
-        decision = gates.check(sp_app, back="/saml/continue/t")
+        decision = gates.check(sp_app, back="/saml/continue?t=t")
     assert decision.outcome is Outcome.DENIED and decision.reason == "inactive"
 
 
@@ -453,7 +456,7 @@ def test_requests_the_portal_refuses(app, make, slapd, idp_md, tmp_path) -> None
         _req, path, _ = sp.login()
     assert web.c.get(path).status_code == 400
     # A token that names no waiting request.
-    assert web.get("/saml/continue/not-a-token").status_code == 400
+    assert web.get("/saml/continue?t=not-a-token").status_code == 400
     # An SP that was removed after its request arrived gets nothing.
     _req, r = visit(web, sp)
     assert r.status_code == 303
@@ -471,3 +474,53 @@ def test_a_waiting_request_is_answered_once(app, make, slapd, idp_md, tmp_path) 
     where = r.headers["Location"].replace("http://localhost", "")
     assert "saml-post" in web.get(where).get_data(as_text=True)
     assert web.get(where).status_code == 400
+
+
+def test_more_requests_the_portal_refuses(app, make, slapd, idp_md, tmp_path, root) -> None:  # type: ignore[no-untyped-def]
+    s = student(make, "P4")
+    web = Browserish(app.test_client())
+    web.login(s.mail, s.password)
+    sp = make_sp(make, slapd, idp_md, tmp_path)
+    # A deflated bomb (10 MB of zeros in a few KB) is refused without inflating it all.
+    bomb = base64.b64encode(zlib.compress(b"\0" * 10_000_000)[2:-4]).decode()
+    assert web.get("/saml/sso?" + urlencode({"SAMLRequest": bomb})).status_code == 400
+    # A RelayState longer than the portal carries.
+    _req, path, _ = sp.login(relay_state="x" * 1100)
+    assert web.c.get(path).status_code == 400
+    # A query signed with RSA-SHA1.
+    signer = make_sp(make, slapd, idp_md, tmp_path, sign_requests=True)
+    _req, path, _ = signer.login(sign=True, sigalg="http://www.w3.org/2000/09/xmldsig#rsa-sha1")
+    assert web.c.get(path).status_code == 400
+    # An ACS URL in the metadata but no longer registered (the entry edited in the
+    # directory): refused, the registration is what counts.
+    root.modify(make.dns.app(sp.app.client_id),
+                [(ldap.MOD_REPLACE, "mimsAppRedirectUri", [b"https://elsewhere.example/acs"])],
+                "t")
+    _req, r = visit(web, sp)
+    assert r.status_code == 400
+
+
+def test_only_keys_in_the_sps_metadata_count(app, make, slapd, idp_md, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An SP whose registered metadata has no key cannot sign its requests with a
+    certificate it puts in the request itself."""
+    s = student(make, "P4")
+    sp = make_sp(make, slapd, idp_md, tmp_path, register=False)
+    xml = re.sub(r"<ns\d+:KeyDescriptor.*?</ns\d+:KeyDescriptor>", "", sp.app.saml_metadata or "",
+                 flags=re.S)
+    assert "KeyDescriptor" not in xml
+    Registry(make.root, make.dns).add(dataclasses.replace(sp.app, saml_metadata=xml))
+    web = Browserish(app.test_client())
+    web.login(s.mail, s.password)
+    _req, r = visit(web, sp, BINDING_HTTP_POST, sign=True)
+    assert r.status_code == 400
+    _req, r = visit(web, sp, BINDING_HTTP_POST, sign=False)
+    assert r.status_code == 303  # unsigned, as its metadata allows
+
+
+def test_form_action_widens_to_origins_only() -> None:
+    from mimsdir.portal.security import CSP, csp
+
+    assert csp(["https://sp.example.sg"]).count("form-action 'self' https://sp.example.sg;") == 1
+    assert csp(["https://[::1]:8443"]) != CSP
+    for bad in ("https://x.example; script-src *", "javascript:alert(1)", "https://x y", "*"):
+        assert csp([bad]) == CSP

@@ -64,7 +64,7 @@ def begin_round(final: dict[str, Any], skip_entity: str | None = None) -> Respon
     if not unique:
         return None
     token = state().start_round(unique, final)
-    return redirect(url_for("saml.slo_next", token=token))  # type: ignore[return-value]
+    return redirect(url_for("saml.slo_next", t=token))  # type: ignore[return-value]
 
 
 def slo_endpoint(server: Any, entity_id: str) -> tuple[str, str] | None:

@@ -6,7 +6,8 @@ An AuthnRequest is checked when it arrives, before anything else: a registered S
 must verify with the keys in that metadata), sent to this IdP, issued within the last
 minutes, an ``AssertionConsumerServiceURL`` (or index) that is in the SP's metadata and
 registered, and an ID never seen before (kept in the directory). Only then is it kept,
-server-side, and the browser sent on with a token (``/saml/continue/<token>``): the HTTP-POST
+server-side, and the browser sent on with a token (``/saml/continue?t=``, a query
+parameter: the access log records paths only): the HTTP-POST
 binding arrives cross-site without the portal's ``SameSite=Lax`` cookie, and a sign-in, a
 forced password change or the questions page may come first. Nothing else from the browser
 is believed.
@@ -209,7 +210,7 @@ def sso():  # type: ignore[no-untyped-def]
         "client": app.client_id, "entity": app.saml_entity_id, "id": msg.id, "acs": acs,
         "relay": relay, "force": msg.force_authn in ("true", "1"),
         "passive": msg.is_passive in ("true", "1")})
-    return redirect(url_for("saml.resume", token=token), code=303)
+    return redirect(url_for("saml.resume", t=token), code=303)
 
 
 def _fresh_sign_in(data: dict[str, Any]) -> bool:
@@ -221,8 +222,9 @@ def _fresh_sign_in(data: dict[str, Any]) -> bool:
     return bool(sid) and sid != data["forced_from"]
 
 
-@bp.get("/saml/continue/<token>")
-def resume(token: str):  # type: ignore[no-untyped-def]
+@bp.get("/saml/continue")
+def resume():  # type: ignore[no-untyped-def]
+    token = request.args.get("t", "")
     st = state()
     waiting = st.waiting(token)
     if waiting is None:
@@ -232,7 +234,7 @@ def resume(token: str):  # type: ignore[no-untyped-def]
     if app is None or app.protocol != "saml" or app.saml_entity_id != d.get("entity"):
         return _bad_link("the SP is no longer registered", str(d.get("entity")))
     forced = bool(d.get("force")) and not _fresh_sign_in(d)
-    decision = gates.check(app, back=url_for("saml.resume", token=token),
+    decision = gates.check(app, back=url_for("saml.resume", t=token),
                            passive=bool(d.get("passive")), force_login=forced)
     if decision.location is not None:
         if forced and decision.outcome is Outcome.SIGN_IN:
@@ -396,12 +398,13 @@ def _logout_answered(binding: str, values: Any) -> Any:
     except Exception as exc:
         reason = exc.reason if isinstance(exc, Refused) else type(exc).__name__
         log.warning("SAML single logout: %s", reason)
-    return redirect(url_for("saml.slo_next", token=relay), code=303)
+    return redirect(url_for("saml.slo_next", t=relay), code=303)
 
 
-@bp.get("/saml/slo/next/<token>")
-def slo_next(token: str):  # type: ignore[no-untyped-def]
+@bp.get("/saml/slo/next")
+def slo_next():  # type: ignore[no-untyped-def]
     """One step of a sign-out round: the next SP's LogoutRequest, or where it ends."""
+    token = request.args.get("t", "")
     st = state()
     rnd = st.round(token)
     if rnd is None:
@@ -421,7 +424,7 @@ def slo_next(token: str):  # type: ignore[no-untyped-def]
                                            name_id=str(step.get("name_id") or ""),
                                            session_index=step.get("sid"))
         if not st.claim(rnd, steps=steps, sent=req_id):
-            return redirect(url_for("saml.slo_next", token=token))
+            return redirect(url_for("saml.slo_next", t=token))
         if binding == BINDING_HTTP_POST:
             return post_page(location, "SAMLRequest", xml, token)
         return go_page(idp().redirect_url(server, xml, location, token, "SAMLRequest"))
