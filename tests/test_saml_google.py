@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
-
 from mimsdir.apps.registry import Registry
 from tests.portal_helpers import Browserish, give_answers, make_app
 from tests.saml_helpers import form_of, make_sp
