@@ -11,7 +11,7 @@ import re
 import warnings
 import zlib
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 from xml.etree.ElementTree import Element
 
 import defusedxml.ElementTree as ET
@@ -217,10 +217,11 @@ def test_idp_initiated(app, make, slapd, idp_md, tmp_path) -> None:  # type: ign
     assert info["name_id"].text == teacher.mail
     assert info["ava"]["eduPersonAffiliation"] == ["faculty"]
     assert f"{MIMS}.2" not in info["ava"]  # a teacher has no level
-    # Unknown client ids, and OIDC clients, get nothing.
+    # Unknown client ids, and OIDC clients, get nothing (not even a sign-in page).
     assert web.get("/saml/init/app-nobody").status_code == 400
     rp = register(make.root, slapd)
     assert web.get(f"/saml/init/{rp.client_id}").status_code == 400
+    assert Browserish(app.test_client()).get(f"/saml/init/{rp.client_id}").status_code == 400
 
 
 def test_metadata(app, slapd) -> None:  # type: ignore[no-untyped-def]
@@ -368,8 +369,11 @@ def test_force_authn_and_is_passive(app, make, slapd, idp_md, tmp_path) -> None:
     sp.accept(form_of(r))
     # ForceAuthn: the sign-in page even though signed in, then the assertion.
     req_id, r = visit(web, sp, force_authn="true")
+    back = r.headers["Location"].replace("http://localhost", "")
     r = follow(web, r)
     assert r.request.path == "/login"
+    # Coming back without signing in again is not enough.
+    assert follow(web, web.get(back)).request.path == "/login"
     before = portal_sids(make, s.dn)
     req_id, r = sign_in_through(web, sp, s, force_authn="true")
     resp = sp.accept(form_of(r))
@@ -435,10 +439,14 @@ def test_requests_the_portal_refuses(app, make, slapd, idp_md, tmp_path) -> None
     _req, path, _ = sp.login()
     assert web.c.get(path).status_code == 303
     assert web.c.get(path).status_code == 400
-    # A signed request whose RelayState was changed on the way: the signature fails.
+    # A signed request whose RelayState was changed on the way: the signature fails, also
+    # from an SP whose metadata does not promise to sign (a signature sent must hold).
     signer = make_sp(make, slapd, idp_md, tmp_path, sign_requests=True)
-    _req, path, _ = signer.login(sign=True, relay_state="lesson-1")
-    assert web.c.get(path.replace("lesson-1", "lesson-2")).status_code == 400
+    for who in (signer, sp):
+        _req, path, _ = who.login(sign=True, relay_state="lesson-1")
+        assert web.c.get(path.replace("lesson-1", "lesson-2")).status_code == 400
+    _req, path, _ = sp.login(sign=True, relay_state="lesson-1")
+    assert web.c.get(path).status_code == 303
     # An unsigned request from an SP whose metadata says it signs.
     _req, r = visit(web, signer, sign=False)
     assert r.status_code == 400
@@ -491,6 +499,13 @@ def test_more_requests_the_portal_refuses(app, make, slapd, idp_md, tmp_path, ro
     signer = make_sp(make, slapd, idp_md, tmp_path, sign_requests=True)
     _req, path, _ = signer.login(sign=True, sigalg="http://www.w3.org/2000/09/xmldsig#rsa-sha1")
     assert web.c.get(path).status_code == 400
+    # An ACS URL registered but not in the SP's metadata (the entry edited in the
+    # directory): refused, the metadata must list it too.
+    extra = "https://" + urlsplit(sp.acs).netloc + "/other-acs"
+    root.modify(make.dns.app(sp.app.client_id),
+                [(ldap.MOD_ADD, "mimsAppRedirectUri", [extra.encode()])], "t")
+    _req, r = visit(web, sp, assertion_consumer_service_url=extra)
+    assert r.status_code == 400
     # An ACS URL in the metadata but no longer registered (the entry edited in the
     # directory): refused, the registration is what counts.
     root.modify(make.dns.app(sp.app.client_id),
@@ -524,3 +539,21 @@ def test_form_action_widens_to_origins_only() -> None:
     assert csp(["https://[::1]:8443"]) != CSP
     for bad in ("https://x.example; script-src *", "javascript:alert(1)", "https://x y", "*"):
         assert csp([bad]) == CSP
+
+
+def test_a_deflated_message_is_inflated_only_so_far() -> None:
+    """10 MB of zeros deflate to 10 KB: the IdP stops inflating at 64 KiB."""
+    import tracemalloc
+
+    from mimsdir.portal.saml.idp import BINDING_HTTP_REDIRECT as REDIRECT_BINDING
+    from mimsdir.portal.saml.idp import Refused, decode
+
+    bomb = base64.b64encode(zlib.compress(b"\0" * 10_000_000)[2:-4]).decode()
+    tracemalloc.start()
+    try:
+        with pytest.raises(Refused, match="too large"):
+            decode(bomb, REDIRECT_BINDING)
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000
