@@ -129,7 +129,7 @@ class SP:
 def make_sp(make: Any, cfg: Any, idp_metadata: bytes, folder: Path, *,
             sign_requests: bool = False, slo: bool = True, unsolicited: bool = False,
             register: bool = True, entity_id: str | None = None, acs: str | None = None,
-            **app_fields: Any) -> SP:
+            requested: tuple[str, ...] = (), **app_fields: Any) -> SP:
     n = next(_n)
     base = f"https://sp{n}.example.sg"
     entity_id = entity_id or f"{base}/saml/metadata"
@@ -161,6 +161,8 @@ def make_sp(make: Any, cfg: Any, idp_metadata: bytes, folder: Path, *,
             "digest_algorithm": "http://www.w3.org/2001/04/xmlenc#sha256",
         }},
     }
+    if requested:  # RequestedAttribute in its metadata
+        conf["service"]["sp"]["required_attributes"] = list(requested)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         config = SPConfig().load(conf)

@@ -224,6 +224,17 @@ def test_idp_initiated(app, make, slapd, idp_md, tmp_path) -> None:  # type: ign
     assert Browserish(app.test_client()).get(f"/saml/init/{rp.client_id}").status_code == 400
 
 
+def test_an_sp_that_names_its_attributes_gets_only_those(app, make, slapd, idp_md,  # type: ignore[no-untyped-def]
+                                                         tmp_path) -> None:
+    s = student(make, "P4", givenName=[b"Mei"])
+    sp = make_sp(make, slapd, idp_md, tmp_path, requested=("mail", "givenName"))
+    assert "RequestedAttribute" in (sp.app.saml_metadata or "")
+    web = Browserish(app.test_client())
+    _req, r = sign_in_through(web, sp, s)
+    ava = sp.accept(form_of(r)).session_info()["ava"]
+    assert ava == {"mail": [s.mail], "givenName": ["Mei"]}
+
+
 def test_metadata(app, slapd) -> None:  # type: ignore[no-untyped-def]
     from mimsdir.apps.keys import saml_credentials
 
