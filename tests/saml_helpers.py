@@ -174,6 +174,7 @@ def make_sp(make: Any, cfg: Any, idp_metadata: bytes, folder: Path, *,
               saml_entity_id=md.entity_id, saml_metadata=md.xml, **app_fields)
     if register:
         Registry(make.root, Dns(cfg.ldap.base_dn)).add(app)
+        make.created.append(make.dns.app(app.client_id))  # removed after the test
     return SP(client, app, entity_id, acs, slo_url if slo else None)
 
 

@@ -121,6 +121,7 @@ def test_an_sp_signs_the_child_out_everywhere(app, make, slapd, idp_md, tmp_path
     no_slo = make_sp(make, slapd, idp_md, tmp_path, slo=False)
     web, s, (i1, i2, _i3) = signed_in_child(make, app, [first, second, no_slo])
     rp = register(make.root, slapd)
+    make.created.append(make.dns.app(rp.client_id))
     code = query(sign_in_to(web, rp, s).headers["Location"])["code"]
     tokens = exchange(web, rp, code).get_json()
     assert i1 == i2  # one portal session, one SessionIndex

@@ -220,6 +220,7 @@ def test_idp_initiated(app, make, slapd, idp_md, tmp_path) -> None:  # type: ign
     # Unknown client ids, and OIDC clients, get nothing (not even a sign-in page).
     assert web.get("/saml/init/app-nobody").status_code == 400
     rp = register(make.root, slapd)
+    make.created.append(make.dns.app(rp.client_id))
     assert web.get(f"/saml/init/{rp.client_id}").status_code == 400
     assert Browserish(app.test_client()).get(f"/saml/init/{rp.client_id}").status_code == 400
 
@@ -265,6 +266,7 @@ def test_one_sign_in_reaches_oidc_and_saml_apps(app, make, slapd, idp_md, tmp_pa
     s = student(make, "P4")
     sp = make_sp(make, slapd, idp_md, tmp_path)
     rp = register(make.root, slapd)
+    make.created.append(make.dns.app(rp.client_id))
     # OIDC first, then SAML: no password.
     web = Browserish(app.test_client())
     r = sign_in_to(web, rp, s)
@@ -535,6 +537,7 @@ def test_only_keys_in_the_sps_metadata_count(app, make, slapd, idp_md, tmp_path)
                  flags=re.S)
     assert "KeyDescriptor" not in xml
     Registry(make.root, make.dns).add(dataclasses.replace(sp.app, saml_metadata=xml))
+    make.created.append(make.dns.app(sp.app.client_id))
     web = Browserish(app.test_client())
     web.login(s.mail, s.password)
     _req, r = visit(web, sp, BINDING_HTTP_POST, sign=True)
