@@ -11,8 +11,10 @@ cd "$(dirname "$0")/.."
 # of the portal (docs/deploy.md; the smallest Debian build with the ssl module). The tests run
 # their own nginx (-p/-c in a temp dir, a free loopback port); Debian's postinst starts the
 # system one only when port 80 is free, and a container's policy-rc.d stops even that.
+# xmlsec1: the XML signature tool pysaml2 runs for the SAML IdP (signs responses, checks SPs'
+# signed requests).
 APT_PACKAGES=(slapd ldap-utils libldap2-dev libsasl2-dev
-              fonts-noto-core fonts-noto-mono fonts-droid-fallback chromium curl nginx)
+              fonts-noto-core fonts-noto-mono fonts-droid-fallback chromium curl nginx xmlsec1)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -129,6 +129,9 @@ OPS: dict[str, tuple[Callable[[Conn, World], bool], set[str]]] = {
         {"admin"}),
     "read_staff_mail": (lambda c, w: _read(c, w.teacher.dn, "mail"),
                         {"device", "sspr", "sync", "teacher", "other_teacher", "admin"}),
+    # A teacher's entryUUID is their subject at the applications the portal signs them in to.
+    "read_staff_entry_uuid": (lambda c, w: _read(c, w.teacher.dn, "entryUUID"),
+                              {"device", "sspr", "sync", "teacher", "other_teacher", "admin"}),
     # A student's form teacher is roster data: the sync and ICT set it, never a teacher.
     "write_form_teacher": (
         lambda c, w: _write(lambda: c.modify(w.target.dn, [(ldap.MOD_REPLACE,

@@ -331,3 +331,15 @@ def test_id_token_algorithm(cfg: Path, reg: Registry) -> None:
     plain = reg.get(json.loads(add_oidc(cfg, "--json").stdout)["client_id"])
     assert plain is not None and plain.id_token_alg == "RS256"
     assert add_oidc(cfg, "--id-token-alg", "HS256").exit_code == 2
+
+
+def test_saml_cert_prints_the_idp_certificate(cfg: Path, slapd: Config) -> None:
+    from mimsdir.apps.keys import saml_credentials
+    from tests.portal_helpers import make_app
+
+    res = run(cfg, "app", "saml-cert")
+    assert res.exit_code == 0, res.output
+    _key, cert = saml_credentials(slapd.secrets_dir)
+    assert res.stdout == cert.read_text() and res.stdout.startswith("-----BEGIN CERTIFICATE")
+    body = "".join(res.stdout.strip().splitlines()[1:-1])
+    assert body.encode() in make_app(slapd).test_client().get("/saml/metadata").data

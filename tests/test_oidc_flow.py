@@ -353,3 +353,18 @@ def test_key_rotation_keeps_old_tokens_valid_during_the_grace(app, make, slapd) 
     for t in (before, after):  # the running portal took the new key without a restart
         assert web.c.get("/oauth/userinfo", headers={
             "Authorization": f"Bearer {t['access_token']}"}).status_code == 200
+
+
+def test_a_teacher_signs_in_to_an_application(app, make, slapd) -> None:  # type: ignore[no-untyped-def]
+    """Teachers are people of the applications too (role teacher): the portal's account
+    reads a teacher's entryUUID, the subject (schema/acl.in)."""
+    teacher = make.teacher("4A")
+    rp = register(make.root, slapd, allowed_roles=("teacher",))
+    web = Browserish(app.test_client())
+    got = query(sign_in_to(web, rp, teacher).headers["Location"])
+    assert "code" in got, got
+    body = exchange(web, rp, got["code"]).get_json()
+    idt = verify(body["id_token"], web.c.get("/oauth/jwks").get_json(), role="teacher",
+                 email=teacher.mail, school_code=make.school, **{"class": "4A"})
+    uuid = make.root.get(teacher.dn, ["entryUUID"], "t")["entryUUID"][0].decode()
+    assert idt["sub"] == uuid

@@ -134,6 +134,14 @@ def test_every_post_route_needs_the_csrf_token(app, make) -> None:  # type: igno
     machine = {"/oauth/token", "/oauth/userinfo", "/oauth/revoke", "/oauth/introspect"}
     assert {r.rule for r in app.url_map.iter_rules()
             if r.endpoint in MACHINE_ENDPOINTS and "POST" in (r.methods or ())} == machine
+    # SAML's HTTP-POST binding: SPs post signed messages from their own sites (the signature
+    # and the registry vouch for them, tests/test_saml_*.py). Only these two.
+    from mimsdir.portal.saml.views import CROSS_SITE_POSTS
+
+    cross_site = {"/saml/sso", "/saml/slo"}
+    assert {r.rule for r in app.url_map.iter_rules()
+            if r.endpoint in CROSS_SITE_POSTS and "POST" in (r.methods or ())} == cross_site
+    machine |= cross_site
     posts = sorted(rule.rule for rule in app.url_map.iter_rules()
                    if "POST" in (rule.methods or ()) and rule.rule not in machine)
     assert {"/login", "/logout", "/forgot", "/forgot/questions", "/forgot/password",

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from mimsdir.apps.keys import KeyInfo, store_for
+from mimsdir.apps.keys import KeyInfo, saml_credentials, store_for
 from mimsdir.apps.model import (
     ID_TOKEN_ALGS,
     LEVELS,
@@ -378,6 +378,22 @@ def rotate_secret(ctx: Ctx, client_id: str, as_json: bool) -> None:
     click.echo(f"client_id:     {client_id}")
     click.echo(f"client_secret: {secret}")
     click.echo("The old secret no longer works. " + _SHOWN_ONCE.format(id=client_id), err=True)
+
+
+@app.command("saml-cert")
+@pass_ctx
+def saml_cert(ctx: Ctx) -> None:
+    """Print the SAML IdP's signing certificate (PEM): what a service provider pins, e.g.
+    Google Workspace's "Verification certificate" (docs/apps.md). The same certificate is
+    in the IdP metadata, <portal.public_url>/saml/metadata. Made on first use if the portal
+    has not made it yet (run as the portal's user).
+
+    \b
+    Example:
+      mimsdir app saml-cert > mims-idp-cert.pem
+    """
+    _key, cert = saml_credentials(ctx.cfg.secrets_dir)
+    click.echo(cert.read_text(encoding="ascii"), nl=False)
 
 
 # -- keys ------------------------------------------------------------------------------------

@@ -25,11 +25,16 @@ def create_app(cfg: Config, *, testing: bool = False) -> Flask:
     metrics.init(app)
     from mimsdir.portal.oidc import provider as oidc_provider
     from mimsdir.portal.oidc import views as oidc_views
+    from mimsdir.portal.saml import views as saml_views
 
-    for bp in (auth.bp, account.bp, forgot.bp, teacher.bp, ops.bp, oidc_views.bp):
+    for bp in (auth.bp, account.bp, forgot.bp, teacher.bp, ops.bp, oidc_views.bp,
+               saml_views.bp):
         app.register_blueprint(bp)
     oidc_provider.init(app, cfg)
+    saml_views.init(app, cfg)
     for name in oidc_views.MACHINE_ENDPOINTS:  # applications' servers: no CSRF token
+        security.csrf.exempt(app.view_functions[name])
+    for name in saml_views.CROSS_SITE_POSTS:  # SPs' HTTP-POST binding: signed messages
         security.csrf.exempt(app.view_functions[name])
     from mimsdir.portal.views.notices import notice_message
 

@@ -75,6 +75,18 @@ def onward_origin() -> str | None:
     return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
 csrf = OriginCheckedCSRF()
+# An origin that may stand in a CSP source list: nothing that could end the directive.
+_ORIGIN = re.compile(r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
+
+
+def csp(form_action: tuple[str, ...] | list[str] = ()) -> str:
+    """The policy, with ``form-action`` widened to these origins (``scheme://host[:port]``)
+    for one response only: a view that sends the browser on with a form post to an
+    application (SAML's HTTP-POST binding) sets ``g.csp_form_action`` to that one origin."""
+    extra = " ".join(dict.fromkeys(o for o in form_action if _ORIGIN.fullmatch(o)))
+    if not extra:
+        return CSP
+    return CSP.replace("form-action 'self'", f"form-action 'self' {extra}")
 
 
 def secret_key(cfg: Config) -> bytes:
@@ -183,9 +195,8 @@ def init(app: Flask, cfg: Config) -> None:
     def headers(resp: Response) -> Response:
         h = resp.headers
         onward = onward_origin() if resp.mimetype == "text/html" else None
-        h["Content-Security-Policy"] = (CSP.replace("form-action 'self'",
-                                                    f"form-action 'self' {onward}")
-                                        if onward else CSP)
+        h["Content-Security-Policy"] = csp([*(g.get("csp_form_action") or ()),
+                                            *([onward] if onward else [])])
         h["X-Content-Type-Options"] = "nosniff"
         h["X-Frame-Options"] = "DENY"
         # Not no-referrer: with it a browser sends "Origin: null" even to this site, and the
@@ -247,7 +258,7 @@ def _reference() -> str:
 # Endpoints that need no session: static files and the operators' probes.
 _STATELESS = frozenset({"static", "ops.healthz", "ops.prometheus", "oidc.token",
                         "oidc.userinfo", "oidc.revoke", "oidc.introspect", "oidc.discovery",
-                        "oidc.jwks"})
+                        "oidc.jwks", "saml.metadata"})
 PURGE_EVERY = 300.0
 
 

@@ -539,6 +539,10 @@ def init(app: Flask, cfg: Config) -> None:
     # RFC 9207's iss is added by the authorize view itself: Authlib 1.9's IssuerParameter
     # registers a hook its authorization server never calls.
     app.extensions["mims_oauth_server"] = server
+    from mimsdir.portal.oidc.logout import notify_applications
+
+    app.extensions.setdefault("mims_sign_out", []).append(
+        lambda dn, here: notify_applications(dn))
 
 
 def _pairwise_key(cfg: Config) -> bytes:

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import ldap
+import ldap.filter
 
 from mimsdir.errors import Conflict, NotFound
 from mimsdir.gtime import format_gtime, parse_gtime
@@ -56,10 +57,11 @@ class GrantStore:
         text = grant.encode()
         attrs: dict[str, list[bytes]] = {
             "objectClass": [b"mimsSession"], "cn": [grant.key.encode()],
-            "mimsSessionSubject": [grant.subject.encode()],
             "mimsSessionExpires": [format_gtime(grant.expires).encode()],
             "mimsSessionData": [text.encode()],
         }
+        if grant.subject:  # none for a state no person owns yet (a SAML request waiting)
+            attrs["mimsSessionSubject"] = [grant.subject.encode()]
         if grant.links:
             attrs["mimsSessionLink"] = [v.encode() for v in grant.links]
         self.conn.add(self._dn(grant.key), attrs, "saving a grant")
@@ -104,8 +106,13 @@ class GrantStore:
 
     def families_of(self, subject_dn: str) -> list[Grant]:
         """The grant families (one per application sign-in) of a person."""
+        return self.of_subject(subject_dn, "fam-")
+
+    def of_subject(self, subject_dn: str, prefix: str) -> list[Grant]:
+        """A person's grants whose key starts with ``prefix`` (``fam-``, ``samlsp-``)."""
         res = self.conn.search(self.base, ldap.SCOPE_ONELEVEL,
-                               f"(&{filter_eq('mimsSessionSubject', subject_dn)}(cn=fam-*))",
+                               f"(&{filter_eq('mimsSessionSubject', subject_dn)}"
+                               f"(cn={ldap.filter.escape_filter_chars(prefix)}*))",
                                ["cn", *ATTRS], "finding a person's grants")
         found = (_parse(first(attrs, "cn") or "", attrs) for _dn, attrs in res)
         return [g for g in found if g is not None]

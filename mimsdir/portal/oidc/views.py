@@ -27,14 +27,16 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_babel import gettext as _
 
-from mimsdir.portal import events, sessions
+from mimsdir.portal import events, gates, sessions
+from mimsdir.portal.gates import Outcome
 from mimsdir.portal.oidc import claims as claims_
 from mimsdir.portal.oidc.provider import Client, User, provider
-from mimsdir.portal.views.common import end_sessions, gate_target, who
+from mimsdir.portal.views.common import end_sessions, leave_signed_out, sign_out_detour, who
 
 bp = Blueprint("oidc", __name__)
 
@@ -147,23 +149,24 @@ def authorize():  # type: ignore[no-untyped-def]
     client: Client = grant.request.client
     redirect_uri = grant.redirect_uri
     prompts = set((request.values.get("prompt") or "").split())
-    if user is None or "login" in prompts or _too_old(request.values.get("max_age")):
-        if "none" in prompts:
+    passive = "none" in prompts
+    decision = gates.check(
+        client.app, back=request.full_path, passive=passive,
+        force_login="login" in prompts or _too_old(request.values.get("max_age")),
+        login_back=_without(request.full_path, "prompt", "max_age"),
+        login_hint=request.values.get("login_hint"))
+    if decision.outcome is Outcome.SIGN_IN:
+        if decision.location is None:
             return _redirect_error(LoginRequiredError(redirect_uri=redirect_uri), state)
-        back = _without(request.full_path, "prompt", "max_age")
-        return redirect(url_for("auth.login", next=back,
-                                login_hint=request.values.get("login_hint") or None))
-    gate = sessions.get("gate")
-    if gate:
-        if "none" in prompts:
+        return redirect(decision.location)
+    if decision.outcome is Outcome.INTERACT:
+        if decision.location is None:
             return _redirect_error(InteractionRequiredError(redirect_uri=redirect_uri), state)
-        sessions.put("resume", request.full_path)
-        return redirect(url_for(gate_target(gate)))
-    assert fresh is not None
-    if not client.app.allows(fresh.role, fresh.level, fresh.school):
-        events.security("oidc-refused", uid=person["uid"] if person else None,
-                        client=client.client_id, reason="not-for-this-person")
+        return redirect(decision.location)
+    if decision.outcome is Outcome.DENIED:
         return _redirect_error(AccessDeniedError(redirect_uri=redirect_uri), state)
+    assert decision.person is not None
+    user = User(decision.person)
     consented = set(sessions.get("consented") or [])
     if client.app.consent and client.client_id not in consented:
         if request.method == "GET":
@@ -231,7 +234,11 @@ def logout():  # type: ignore[no-untyped-def]
                         client=client.client_id if client else None)
     if target:
         state = request.values.get("state")
-        return redirect(add_params_to_uri(target, [("state", state)] if state else []))
+        return leave_signed_out(add_params_to_uri(target, [("state", state)] if state else []))
+    detour = sign_out_detour(url_for("auth.login"))
+    if detour is not None:
+        session["notice"] = "signed_out"
+        return detour
     return render_template("message.html", title=_("You are signed out"),
                            text=_("You are signed out of the portal and its applications."),
                            back=url_for("auth.login"), back_label=_("Sign in"))

@@ -36,6 +36,7 @@ from mimsdir.portal.views.common import (
     directory,
     end_sessions,
     gate_target,
+    leave_signed_out,
     log,
     login_problem,
     next_gate,
@@ -158,4 +159,4 @@ def logout():  # type: ignore[no-untyped-def]
     else:
         sessions.keep_cookie_only("lang")
     session["notice"] = "signed_out"
-    return redirect(url_for("auth.login"))
+    return leave_signed_out(url_for("auth.login"))

@@ -95,19 +95,42 @@ def begin_session(person: dict[str, Any], gate: str | None, pw_changed: str | No
     g.mims_session = rec
 
 
-def end_sessions(dn: str) -> int:
+def end_sessions(dn: str, *, here: bool | None = None) -> int:
     """Every session of this person, on every portal instance (this one included), and
-    their applications' sessions: each application that asked is told (back-channel
-    logout), then the person's grants go with the sessions."""
-    from mimsdir.portal.oidc.logout import notify_applications
+    their applications' sessions: each protocol's sign-out listener is called first (OIDC
+    tells the applications that asked, back-channel; SAML notes which SPs to tell through
+    this browser), then the person's sessions and grants go.
 
+    ``here``: this browser is the person's own (default: the person signed in here is
+    ``dn``); only then are applications told through the browser (``leave_signed_out``)."""
     rec = sessions.current()
-    notify_applications(dn)
+    if here is None:
+        here = rec is not None and rec.subject == dn
+    for listener in current_app.extensions.get("mims_sign_out", ()):
+        listener(dn, here)
     ended = directory().end_sessions(dn)
     if rec is not None and rec.subject == dn:
         g.mims_session = None
         sessions.keep_cookie_only("lang")
     return ended
+
+
+def sign_out_detour(url: str) -> Any:
+    """After the person signed out here (``end_sessions`` in this request): the response
+    that first takes the browser through the applications a protocol must tell by way of
+    the browser (SAML single logout), and then to ``url`` (the portal's own, or an address
+    the application registered); None when there are none."""
+    for way in current_app.extensions.get("mims_sign_out_ways", ()):
+        resp = way(url)
+        if resp is not None:
+            return resp
+    return None
+
+
+def leave_signed_out(url: str) -> Any:
+    """``url`` after the applications' detour, if any (``sign_out_detour``)."""
+    detour = sign_out_detour(url)
+    return detour if detour is not None else redirect(url)
 
 
 def password_changed_here(dn: str) -> None:
