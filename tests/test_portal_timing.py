@@ -1,7 +1,8 @@
 """Nothing tells an outsider who exists (issue 8, item 7): every failure path takes the same
 time, measured with enough samples to mean something.
 
-Method: the paths are sampled round-robin (so a slow moment of the machine hits them all),
+Method: the paths are sampled round-robin, each round starting with the next path (so a
+slow moment of the machine hits them all alike),
 each sample on a fresh login ID or student (no throttle or slapd delay in the way unless the
 path is the delay itself), and the medians are compared. The tolerance is a few
 milliseconds: the old leaks were 46 ms (disabled and left students), 6-7 ms (an existing ID)
@@ -45,9 +46,12 @@ def compare(paths: dict[str, Callable[[int], Callable[[], object]]], reference: 
     within the tolerance. ``paths[name](i)`` prepares sample i (untimed) and returns the
     action to time."""
     samples: dict[str, list[float]] = {name: [] for name in paths}
+    names = list(paths)
     for i in range(SAMPLES + 2):
-        for name, prepare in paths.items():
-            action = prepare(i)
+        # Each round starts with another path, so no path is always first (or last) after
+        # the untimed preparations: a busy machine's pauses fall on all of them alike.
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            action = paths[name](i)
             ms = timed(action)
             if i >= 2:  # the first rounds warm up connections and caches
                 samples[name].append(ms)
