@@ -330,3 +330,89 @@ def test_its_metadata(keys) -> None:  # type: ignore[no-untyped-def]
                      r'Location="http://127.0.0.1:8082/saml/slo"', xml)
     assert "sha1" not in xml.lower() and "Extensions" not in xml
     assert (keys[0].stat().st_mode & 0o777, keys[1].stat().st_mode & 0o777) == (0o600, 0o600)
+
+
+class FakeCli:
+    """``mimsdir app list/show/add/remove --json`` as the demo's registration uses them, on
+    a dict (the real CLI is tested in test_cli_app.py; `make demo` with it in test_demo.py)."""
+
+    def __init__(self) -> None:
+        self.apps: dict[str, dict[str, Any]] = {}
+        self.calls: list[str] = []
+        self._n = itertools.count(1)
+
+    def __call__(self, *args: str, check: bool = True) -> Any:
+        import json
+        import subprocess
+
+        self.calls.append(" ".join(args[:2]))
+
+        def done(out: Any, code: int = 0) -> Any:
+            return subprocess.CompletedProcess(args, code, json.dumps(out), "")
+
+        match args:
+            case ("app", "list", "--json"):
+                return done([{k: v for k, v in a.items() if k != "saml_metadata"}
+                             for a in self.apps.values()])
+            case ("app", "show", cid, "--json"):
+                return done(self.apps[cid]) if cid in self.apps else done(None, 1)
+            case ("app", "remove", cid):
+                del self.apps[cid]
+                return done(None)
+            case ("app", "add", name, "--saml", "--metadata", path, "--description", desc,
+                  "--json"):
+                md = parse_sp_metadata(Path(path).read_bytes())
+                if any(a["saml_entity_id"] == md.entity_id for a in self.apps.values()):
+                    raise RuntimeError("exit 3: entity ID registered already")
+                cid = f"app-{next(self._n)}"
+                self.apps[cid] = {"client_id": cid, "name": name, "protocol": "saml",
+                                  "redirect_uris": list(md.acs_urls), "description": desc,
+                                  "saml_entity_id": md.entity_id, "saml_metadata": md.xml}
+                return done({"client_id": cid, "client_secret": None})
+        raise AssertionError(args)
+
+
+def test_registration_is_reused_and_replaced(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import types
+
+    import demo.media_library as ml
+    from demo.common import MARK, Context
+
+    monkeypatch.setattr(ml, "fetch_idp_metadata",
+                        lambda portal: b"<EntityDescriptor>IDPSSODescriptor</...>")
+    cli = FakeCli()
+    cfg = types.SimpleNamespace(portal=types.SimpleNamespace(public_url=PORTAL))
+
+    class Ctx(Context):
+        def mimsdir(self, *args: str, check: bool = True) -> Any:
+            return cli(*args, check=check)
+
+    ctx = Ctx(tmp_path / "config.yaml", cfg, tmp_path / "var")  # type: ignore[arg-type]
+    first = ml.register(ctx, "127.0.0.1:8082")
+    assert first["action"] == "registered" and list(cli.apps) == [first["client_id"]]
+    folder = tmp_path / "var" / "demo-apps"
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()} == {
+        "media-library-key.pem": 0o600, "media-library-cert.pem": 0o600,
+        "media-library-idp.xml": 0o600, "media-library-sp.xml": 0o600}
+    assert MARK in cli.apps[first["client_id"]]["description"]
+    # The same address and certificate: the same registration, nothing added.
+    cli.calls.clear()
+    again = ml.register(ctx, "127.0.0.1:8082")
+    assert again == {**first, "action": "reused"} and "app add" not in cli.calls
+    # Another address: registered anew, the old one (a stale copy) removed.
+    moved = ml.register(ctx, "127.0.0.1:9082")
+    assert moved["action"] == "registered" and list(cli.apps) == [moved["client_id"]]
+    assert cli.apps[moved["client_id"]]["redirect_uris"] == ["http://127.0.0.1:9082/saml/acs"]
+    # A new certificate (the key files lost), the same entity ID: the old one goes first.
+    for p in folder.glob("media-library-*.pem"):
+        p.unlink()
+    renewed = ml.register(ctx, "127.0.0.1:9082")
+    assert renewed["action"] == "registered" and list(cli.apps) == [renewed["client_id"]]
+    # Someone else's registration of that entity ID is not removed: make demo says so.
+    cli.apps[renewed["client_id"]]["description"] = "the school's own"
+    for p in folder.glob("media-library-*.pem"):
+        p.unlink()
+    with pytest.raises(RuntimeError, match="not by make demo"):
+        ml.register(ctx, "127.0.0.1:9082")
+    assert list(cli.apps) == [renewed["client_id"]]
