@@ -291,20 +291,43 @@ def test_the_portals_logout_request_is_obeyed_once_and_only_signed(library, make
     assert library.c.get(path).status_code == 400
 
 
-def test_a_logout_request_for_someone_else_ends_nothing(library, make, portal) -> None:  # type: ignore[no-untyped-def]
+def test_a_logout_request_for_someone_else_ends_nothing_of_this_child(library, make,  # type: ignore[no-untyped-def]
+                                                                    portal) -> None:
     _s, web = child(make, portal)
     signed_in(library, web)
+    # Another child at this library, and at another library (its own browser, cookies).
+    _s2, web2 = child(make, portal)
     other_library = Library(make, portal, (Path(library.settings.key_file),
                                            Path(library.settings.cert_file)))
-    _s2, web2 = child(make, portal)
+    browser2 = library.app.test_client()
+    library_c, library.c = library.c, browser2
+    signed_in(library, web2)
+    library.c = library_c
     signed_in(other_library, web2)
+    assert library.sessions() == 2
+    # The second child signs out on the portal: the portal tells both libraries.
     web2.get("/home")
-    url = go_url(follow(web2, web2.post("/logout", {})))
-    # The portal's message for the other library: not for this one's address.
-    r = library.c.get("/saml/slo?" + urlsplit(url).query)
-    assert r.status_code == 400 and library.sessions() == 1
-    assert other_library.c.get(other_library.path(url)).status_code == 303
-    assert other_library.sessions() == 0 and library.sessions() == 1
+    r = web2.post("/logout", {})
+    urls = []
+    for _ in range(2):
+        url = go_url(follow(web2, r))
+        urls.append(url)
+        mine = url.startswith(library.settings.slo)
+        # The other library's message is not for this one's address.
+        if not mine:
+            before = library.sessions()
+            assert library.c.get("/saml/slo?" + urlsplit(url).query).status_code == 400
+            assert library.sessions() == before
+        target = library if mine else other_library
+        r = target.c.get(target.path(url))
+        assert r.status_code == 303, text(r)
+        r = web2.get(portal_path(r.headers["Location"]))
+    assert sorted(u.split("?")[0] for u in urls) == sorted(
+        [library.settings.slo, other_library.settings.slo])
+    # The first child is still signed in here; the second is not, at either library.
+    assert library.sessions() == 1 and other_library.sessions() == 0
+    assert "Signed in as" in text(library.c.get("/"))
+    assert "signed out from another" in text(browser2.get("/"))
 
 
 def test_who_line() -> None:
