@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Start or stop the demo applications (demo/catalogue.py: the learning space, ...) in the
-# background, each its own waitress: pid file var/demo-<key>.pid, log var/demo-<key>.log.
+# Start or stop the demo applications (demo/catalogue.py: the learning space, the media
+# library) in the background, each its own waitress: pid file var/demo-<key>.pid, log
+# var/demo-<key>.log.
 # `start` needs their registrations (python -m demo register); `stop` stops every demo app
 # that has a pid file, listed or not.
 #   scripts/demo_apps.sh start [CONFIG]    scripts/demo_apps.sh stop
