@@ -22,6 +22,7 @@ import yaml
 from hypothesis import settings
 
 from mimsdir.config import Config, load_config
+from mimsdir.connect import network_conn
 from mimsdir.directory import server
 from mimsdir.directory.slapdconf import Dns, policy_for_level
 from mimsdir.errors import MimsError
@@ -223,7 +224,7 @@ def make(slapd: Config, root: Conn, dns: Dns) -> Iterator[Factory]:
 
 
 def conn_as(cfg: Config, dn: str, password: str) -> Conn:
-    c = Conn(cfg.ldap.uri, timeout=5)
+    c = network_conn(cfg, timeout=5)
     c.bind(dn, password)
     return c
 
