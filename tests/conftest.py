@@ -72,9 +72,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_config(path: Path, state_dir: Path, port: int, **extra: object) -> Path:
+#: Every test directory serves TLS and requires it, as production should (docs/deploy.md): each
+#: test that binds or changes a password over the network does it over StartTLS, with the
+#: certificate verified against the CA that `directory up` made in the state dir.
+TEST_TLS = {"mode": "generate", "require": True}
+
+
+def write_config(path: Path, state_dir: Path, port: int, tls: object = TEST_TLS,
+                 **extra: object) -> Path:
+    ldap_cfg: dict[str, object] = {"uri": f"ldap://127.0.0.1:{port}",
+                                   "base_dn": "dc=mims,dc=example"}
+    if tls is not None:
+        ldap_cfg["tls"] = tls
     data: dict[str, object] = {
-        "ldap": {"uri": f"ldap://127.0.0.1:{port}", "base_dn": "dc=mims,dc=example"},
+        "ldap": ldap_cfg,
         "directory": {"state_dir": str(state_dir), "log_level": "stats"},
         # Short waits (3 wrong passwords, then 2 s) so the tests of waits finish in seconds.
         "policies": {
@@ -93,7 +104,9 @@ def write_config(path: Path, state_dir: Path, port: int, **extra: object) -> Pat
 @pytest.fixture(scope="session")
 def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
     base = tmp_path_factory.mktemp("directory")
-    cfg_path = write_config(base / "config.yaml", base / "state", free_port())
+    # A second listener speaking TLS from the first byte (ldaps), beside StartTLS.
+    cfg_path = write_config(base / "config.yaml", base / "state", free_port(),
+                            tls={**TEST_TLS, "ldaps_uri": f"ldaps://127.0.0.1:{free_port()}"})
     cfg = load_config(cfg_path)
     server.up(cfg)
     dns = Dns(cfg.ldap.base_dn)

@@ -4,6 +4,7 @@ loopback as two embedded directories."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -14,17 +15,20 @@ import pytest
 import yaml
 
 from mimsdir.config import load_config
+from mimsdir.connect import network_conn
 from mimsdir.directory import server
 from mimsdir.directory.slapdconf import Dns
-from mimsdir.ldapio import Conn, first
-from tests.conftest import free_port
+from mimsdir.ldapio import first
+from tests.conftest import TEST_TLS, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _config(path: Path, port: int, peer_port: int, server_id: int, join: bool) -> Path:
     path.write_text(yaml.safe_dump({
-        "ldap": {"uri": f"ldap://127.0.0.1:{port}"},
+        # TLS required: the replicator's password only ever crosses StartTLS, and each
+        # provider verifies the other's certificate against the CA they share.
+        "ldap": {"uri": f"ldap://127.0.0.1:{port}", "tls": TEST_TLS},
         "directory": {"state_dir": str(path.parent / "state"), "log_level": "stats sync",
                       "replication": {"server_id": server_id, "join": join,
                                       "peers": [f"ldap://127.0.0.1:{peer_port}"],
@@ -53,8 +57,12 @@ def pair(tmp_path: Path):  # type: ignore[no-untyped-def]
     a = load_config(_config(tmp_path / "a" / "config.yaml", pa, pb, 1, join=False))
     b = load_config(_config(tmp_path / "b" / "config.yaml", pb, pa, 2, join=True))
     server.up(a)
-    # The second provider starts with the first one's secrets, and nothing else.
+    # The second provider starts with the first one's secrets and CA (docs/replication.md),
+    # and nothing else: it issues its own certificate from that CA.
     shutil.copytree(a.secrets_dir, b.secrets_dir)
+    b.tls_dir.mkdir(mode=0o700, parents=True)
+    for name in ("ca.crt", "ca.key"):
+        shutil.copy2(a.tls_dir / name, b.tls_dir / name)
     server.up(b)
     yield a, b
     server.down(b)
@@ -90,21 +98,34 @@ def test_writes_on_either_provider_reach_the_other(pair) -> None:  # type: ignor
         c.set_password(dn, "Replicated-pass-1")
         c.modify(dn, [(ldap.MOD_REPLACE, "pwdReset", [])], "settled")
     def binds_on_b() -> bool:
-        with Conn(b.ldap.uri) as c:
+        with network_conn(b) as c:
             return c.bind_ppolicy(dn, "Replicated-pass-1").ok
     wait_for("A's password on B", binds_on_b)
     for _ in range(6):
-        with Conn(b.ldap.uri) as c:
+        with network_conn(b) as c:
             c.bind_ppolicy(dn, "wrong")
     def locked_on_a() -> bool:
-        with Conn(a.ldap.uri) as c:
+        with network_conn(a) as c:
             return c.bind_ppolicy(dn, "Replicated-pass-1").locked
     wait_for("B's lockout on A", locked_on_a)
 
     # The service accounts are the same on both: the sync can work against either.
     pw = (b.secrets_dir / "sync.pw").read_text()
-    with Conn(b.ldap.uri) as c:
+    with network_conn(b) as c:
         c.bind(dns.service("sync"), pw)
+
+    # Each provider's replicator bound to the other over TLS (slapd logs the bind's ssf),
+    # never in clear.
+    for provider in (a, b):
+        binds = replicator_binds(provider)
+        assert binds and all(ssf >= 128 for ssf in binds), binds
+
+
+def replicator_binds(cfg) -> list[int]:  # type: ignore[no-untyped-def]
+    """The ssf of every simple bind as the replicator that this provider's log shows."""
+    log = (cfg.state_dir / "slapd.log").read_text(errors="replace")
+    return [int(m[1]) for m in re.finditer(
+        r'BIND dn="cn=replicator,ou=services,[^"]*" mech=SIMPLE bind_ssf=\d+ ssf=(\d+)', log)]
 
 
 def test_replication_config_is_checked() -> None:
@@ -115,3 +136,29 @@ def test_replication_config_is_checked() -> None:
         ReplicationConfig(peers=("ldap://x:389",)).validate("directory.replication")
     with pytest.raises(ConfigError, match="peers"):
         ReplicationConfig(server_id=1, peers=("http://x",)).validate("directory.replication")
+
+
+def test_a_provider_with_another_ca_is_not_trusted(tmp_path: Path) -> None:
+    """Replication verifies the peer: a second provider that made its own CA (nobody copied
+    the first one's) cannot replicate from the first, nor the first from it."""
+    pa, pb = free_port(), free_port()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = load_config(_config(tmp_path / "a" / "config.yaml", pa, pb, 1, join=False))
+    b = load_config(_config(tmp_path / "b" / "config.yaml", pb, pa, 2, join=True))
+    try:
+        server.up(a)
+        shutil.copytree(a.secrets_dir, b.secrets_dir)
+        server.up(b)
+        assert (a.tls_dir / "ca.crt").read_bytes() != (b.tls_dir / "ca.crt").read_bytes()
+        for provider, peer in ((a, b), (b, a)):
+            log = provider.state_dir / "slapd.log"
+            wait_for("a refused certificate", lambda log=log, peer=peer: (
+                f"URI={peer.ldap.uri} Error, ldap_start_tls failed"
+                in log.read_text(errors="replace")), timeout=15)
+        with server.root_conn(b) as c:
+            assert c.get(Dns(b.ldap.base_dn).base, ["1.1"], "B's base") is None
+        assert replicator_binds(a) == [] and replicator_binds(b) == []
+    finally:
+        server.down(b)
+        server.down(a)

@@ -20,6 +20,8 @@ from pathlib import Path
 import ldap
 
 from mimsdir.config import Config
+from mimsdir.connect import network_conn
+from mimsdir.directory import tls
 from mimsdir.directory.slapdconf import (
     DECOY,
     OUS,
@@ -222,6 +224,8 @@ def _listen_urls(cfg: Config) -> str:
     urls = [cfg.ldapi_uri]
     if not cfg.ldap.uri.startswith("ldapi://"):
         urls.insert(0, cfg.ldap.uri.rstrip("/") + "/")
+    if cfg.ldap.tls.ldaps_uri:
+        urls.insert(1, cfg.ldap.tls.ldaps_uri.rstrip("/") + "/")
     return " ".join(urls)
 
 
@@ -238,6 +242,7 @@ def up(cfg: Config) -> tuple[Status, bool]:
     if pid is not None:
         ensure_policies(cfg)
         return status(cfg), False
+    tls.prepare(cfg)
     build(cfg)
     state = cfg.state_dir
     log = state / "slapd.log"
@@ -394,9 +399,12 @@ def _wait_ready(cfg: Config, log: Path, pid: int) -> None:
         try:
             with Conn(cfg.ldapi_uri, timeout=2) as c:
                 c.bind_external()
-                if not cfg.ldap.uri.startswith("ldapi://"):
-                    with Conn(cfg.ldap.uri, timeout=2) as tcp:
-                        tcp.whoami()
+                # Every network listener answers, over TLS as clients will use it: a
+                # certificate that clients refuse fails `up` here.
+                for uri in (cfg.ldap.uri, cfg.ldap.tls.ldaps_uri):
+                    if uri and not uri.startswith("ldapi://"):
+                        with network_conn(cfg, uri=uri, timeout=2) as tcp:
+                            tcp.whoami()
                 if _pid(cfg) is not None:
                     return
         except Exception as exc:  # not up yet: retry until the deadline
