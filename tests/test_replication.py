@@ -24,14 +24,16 @@ from tests.conftest import TEST_TLS, free_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _config(path: Path, port: int, peer_port: int, server_id: int, join: bool) -> Path:
+def _config(path: Path, port: int, peer: str, server_id: int, join: bool,
+            ldaps_port: int | None = None) -> Path:
+    tls = {**TEST_TLS, "ldaps_uri": f"ldaps://127.0.0.1:{ldaps_port}"} if ldaps_port \
+        else TEST_TLS
     path.write_text(yaml.safe_dump({
-        # TLS required: the replicator's password only ever crosses StartTLS, and each
-        # provider verifies the other's certificate against the CA they share.
-        "ldap": {"uri": f"ldap://127.0.0.1:{port}", "tls": TEST_TLS},
+        # TLS required: the replicator's password only ever crosses TLS, and each provider
+        # verifies the other's certificate against the CA they share.
+        "ldap": {"uri": f"ldap://127.0.0.1:{port}", "tls": tls},
         "directory": {"state_dir": str(path.parent / "state"), "log_level": "stats sync",
-                      "replication": {"server_id": server_id, "join": join,
-                                      "peers": [f"ldap://127.0.0.1:{peer_port}"],
+                      "replication": {"server_id": server_id, "join": join, "peers": [peer],
                                       "retry": "1 +"}},
     }))
     return path
@@ -51,11 +53,14 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
 
 @pytest.fixture
 def pair(tmp_path: Path):  # type: ignore[no-untyped-def]
-    pa, pb = free_port(), free_port()
+    pa, pb, pb_ldaps = free_port(), free_port(), free_port()
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    a = load_config(_config(tmp_path / "a" / "config.yaml", pa, pb, 1, join=False))
-    b = load_config(_config(tmp_path / "b" / "config.yaml", pb, pa, 2, join=True))
+    # A reaches B on its ldaps listener, B reaches A with StartTLS: both forms of a peer.
+    a = load_config(_config(tmp_path / "a" / "config.yaml", pa,
+                            f"ldaps://127.0.0.1:{pb_ldaps}", 1, join=False))
+    b = load_config(_config(tmp_path / "b" / "config.yaml", pb, f"ldap://127.0.0.1:{pa}", 2,
+                            join=True, ldaps_port=pb_ldaps))
     server.up(a)
     # The second provider starts with the first one's secrets and CA (docs/replication.md),
     # and nothing else: it issues its own certificate from that CA.
@@ -144,8 +149,10 @@ def test_a_provider_with_another_ca_is_not_trusted(tmp_path: Path) -> None:
     pa, pb = free_port(), free_port()
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    a = load_config(_config(tmp_path / "a" / "config.yaml", pa, pb, 1, join=False))
-    b = load_config(_config(tmp_path / "b" / "config.yaml", pb, pa, 2, join=True))
+    a = load_config(_config(tmp_path / "a" / "config.yaml", pa, f"ldap://127.0.0.1:{pb}", 1,
+                            join=False))
+    b = load_config(_config(tmp_path / "b" / "config.yaml", pb, f"ldap://127.0.0.1:{pa}", 2,
+                            join=True))
     try:
         server.up(a)
         shutil.copytree(a.secrets_dir, b.secrets_dir)
