@@ -33,6 +33,7 @@ from mimsdir.errors import (
     MimsError,
     NotFound,
     PolicyViolation,
+    TlsRefused,
 )
 
 Attrs = dict[str, list[bytes]]
@@ -178,17 +179,16 @@ def _tls_failure(exc: ldap.LDAPError, uri: str) -> MimsError:
     info = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
     detail = info.get("info") or info.get("desc") or exc.__class__.__name__
     if isinstance(exc, ldap.PROTOCOL_ERROR):
-        return DirectoryUnavailable(f"starting TLS with {uri}: the directory does not offer "
-                                    f"StartTLS ({detail}); is ldap.tls on at the server?")
+        return TlsRefused(f"starting TLS with {uri}: the directory does not offer StartTLS "
+                          f"({detail}); is ldap.tls on at the server?")
     if isinstance(exc, ldap.TIMEOUT) or info.get("errno") in _UNREACHABLE:
         # The TCP connection itself failed: no TLS was tried.
         return DirectoryUnavailable(f"starting TLS with {uri}: directory unreachable "
                                     f"({detail})")
     # libldap (GnuTLS) says no more than "(unknown error code)" for a refused certificate.
-    return DirectoryUnavailable(f"starting TLS with {uri}: no TLS session ({detail}): the "
-                                f"directory's certificate is not trusted for this host (check "
-                                f"ldap.tls.ca_file and the host name in the URI), or it does "
-                                f"not speak TLS there")
+    return TlsRefused(f"starting TLS with {uri}: no TLS session ({detail}): the directory's "
+                      f"certificate is not trusted for this host (check ldap.tls.ca_file and "
+                      f"the host name in the URI), or it does not speak TLS there")
 
 
 _UNREACHABLE = {errno.ECONNREFUSED, errno.ENOTCONN, errno.EHOSTUNREACH, errno.ENETUNREACH,

@@ -13,10 +13,12 @@ import socket
 import ssl
 import stat
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import ldap
@@ -163,50 +165,84 @@ def test_old_tls_versions_are_refused(slapd: Config) -> None:
         assert t.version() == "TLSv1.2"
 
 
-@pytest.fixture
-def old_tls_server(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
-    """An ldaps-like listener that only speaks TLS 1.1, with a certificate from a CA the
-    client trusts: (uri, CA file, handshakes that completed)."""
-    now = datetime.now(UTC)
-    ca, ca_key = tls.make_ca(now, "test")
-    leaf, key = tls.make_server_cert(ca, ca_key, ["localhost"],
-                                     [ipaddress.ip_address("127.0.0.1")], now)
-    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "leaf.pem").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "leaf.key").write_bytes(tls._key_pem(key))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_1
-    ctx.set_ciphers("DEFAULT@SECLEVEL=0")
-    ctx.load_cert_chain(tmp_path / "leaf.pem", tmp_path / "leaf.key")
-    listener = socket.create_server(("127.0.0.1", 0))
-    done: list[str] = []
+class Tls11Server:
+    """A listener that speaks only TLS 1.1, with a certificate for 127.0.0.1 from the given
+    CA: ``handshakes`` lists each handshake that completed."""
 
-    def serve() -> None:
-        while True:
+    def __init__(self, ca: x509.Certificate, ca_key: Any, tmp_path: Path, port: int = 0) -> None:
+        now = datetime.now(UTC)
+        leaf, key = tls.make_server_cert(ca, ca_key, ["localhost"],
+                                         [ipaddress.ip_address("127.0.0.1")], now)
+        (tmp_path / "leaf.pem").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+        (tmp_path / "leaf.key").write_bytes(tls._key_pem(key))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # ssl's, for TLS 1.1
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.minimum_version = self.ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        self.ctx.set_ciphers("DEFAULT@SECLEVEL=0")
+        self.ctx.load_cert_chain(tmp_path / "leaf.pem", tmp_path / "leaf.key")
+        self.listener = socket.create_server(("127.0.0.1", port))
+        self.listener.settimeout(0.1)
+        self.uri = f"ldaps://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.handshakes: list[str] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
             try:
-                raw, _ = listener.accept()
-            except OSError:
-                return
+                raw, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            raw.settimeout(5)
             try:
-                with ctx.wrap_socket(raw, server_side=True) as t:
-                    done.append(str(t.version()))
+                with self.ctx.wrap_socket(raw, server_side=True) as t:
+                    self.handshakes.append(str(t.version()))
             except (OSError, ssl.SSLError):
                 raw.close()
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"ldaps://127.0.0.1:{listener.getsockname()[1]}", tmp_path / "ca.pem", done
-    listener.close()
-    thread.join(timeout=5)
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+        self.listener.close()
 
 
-def test_clients_refuse_old_tls_versions(old_tls_server) -> None:  # type: ignore[no-untyped-def]
-    uri, ca, handshakes = old_tls_server
-    with pytest.raises(DirectoryUnavailable, match="no TLS session"):
-        Conn(uri, timeout=3, tls=TlsClient(ca_file=str(ca)))
-    assert handshakes == []
+def test_clients_refuse_old_tls_versions(tmp_path: Path) -> None:
+    ca, ca_key = tls.make_ca(datetime.now(UTC), "test")
+    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    old = Tls11Server(ca, ca_key, tmp_path)
+    try:
+        with pytest.raises(DirectoryUnavailable, match="no TLS session"):
+            Conn(old.uri, timeout=3, tls=TlsClient(ca_file=str(tmp_path / "ca.pem")))
+    finally:
+        old.close()
+    assert old.handshakes == []
+
+
+def test_replication_refuses_old_tls_versions(tmp_path: Path) -> None:
+    """A provider whose peer offers only TLS 1.1 (with a certificate from the right CA)
+    never completes a handshake with it."""
+    peer_port = free_port()
+    cfg = load_config(write_config(
+        tmp_path / "c.yaml", tmp_path / "state", free_port(),
+        directory={"state_dir": str(tmp_path / "state"), "log_level": "stats sync",
+                   "replication": {"server_id": 1, "peers": [f"ldaps://127.0.0.1:{peer_port}"],
+                                   "retry": "1 +"}}))
+    tls.prepare(cfg)  # the CA, so the peer's certificate can come from it
+    old = Tls11Server(tls.load_certs(cfg.tls_dir / "ca.crt")[0],
+                      tls.load_key(cfg.tls_dir / "ca.key"), tmp_path, port=peer_port)
+    try:
+        server.up(cfg)
+        log = cfg.state_dir / "slapd.log"
+        deadline = time.monotonic() + 15
+        while log.read_text(errors="replace").count(f"URI={old.uri} ") < 2:
+            assert time.monotonic() < deadline, "no replication attempt in the log"
+            time.sleep(0.2)
+    finally:
+        server.down(cfg)
+        old.close()
+    assert old.handshakes == []
 
 
 def test_a_client_refuses_a_certificate_from_another_ca(slapd: Config, tmp_path: Path,
@@ -228,6 +264,19 @@ def test_a_client_refuses_a_certificate_from_another_ca(slapd: Config, tmp_path:
         service_conn(cfg, "sync")
     with pytest.raises(DirectoryUnavailable):
         PortalDirectory(cfg).sign_in(dns.service("device"), "whatever")
+
+
+def test_libldap_defaults_cannot_weaken_the_check(slapd: Config, tmp_path: Path) -> None:
+    """A host whose ldap.conf, ~/.ldaprc or LDAPTLS_REQCERT says "allow" (or never): our
+    connections still demand a certificate from the configured CA."""
+    stranger = other_ca(tmp_path)
+    before = ldap.get_option(ldap.OPT_X_TLS_REQUIRE_CERT)
+    ldap.set_option(ldap.OPT_X_TLS_REQUIRE_CERT, ldap.OPT_X_TLS_ALLOW)
+    try:
+        with pytest.raises(DirectoryUnavailable, match="not trusted"):
+            Conn(slapd.ldap.uri, timeout=5, tls=TlsClient(ca_file=str(stranger)))
+    finally:
+        ldap.set_option(ldap.OPT_X_TLS_REQUIRE_CERT, before)
 
 
 def test_an_ldaps_uri_works_everywhere(slapd: Config, tmp_path: Path, make) -> None:  # type: ignore[no-untyped-def]
@@ -358,6 +407,25 @@ def test_up_refuses_files_it_cannot_serve(tmp_path: Path) -> None:
         server.up(cfg)
     assert not server.status(cfg).running
     assert not (cfg.state_dir / "slapd.d").exists()
+
+
+def test_up_fails_when_clients_would_refuse_the_certificate(tmp_path: Path) -> None:
+    """A certificate that is valid and matches its key but does not name the address in
+    ldap.uri: `up` checks each listener as a client would, fails, and leaves nothing
+    running."""
+    now = datetime.now(UTC)
+    ca, ca_key = tls.make_ca(now, "school")
+    leaf, key = tls.make_server_cert(ca, ca_key, ["dir.school.sg"], [], now)
+    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "cert.pem").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(tls._key_pem(key))
+    cfg = load_config(write_config(
+        tmp_path / "c.yaml", tmp_path / "state", free_port(),
+        tls={"mode": "files", "cert_file": "cert.pem", "key_file": "key.pem",
+             "ca_file": "ca.pem", "require": True}))
+    with pytest.raises(DirectoryUnavailable, match="not trusted for this host"):
+        server.up(cfg)
+    assert not server.status(cfg).running
 
 
 def test_files_mode_end_to_end(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ from mimsdir.directory.slapdconf import (
     render_tree,
     service_authz,
 )
-from mimsdir.errors import ConfigError, DirectoryError, DirectoryUnavailable
+from mimsdir.errors import ConfigError, DirectoryError, DirectoryUnavailable, TlsRefused
 from mimsdir.ldapio import Conn
 
 READY_TIMEOUT = 30.0
@@ -407,6 +407,11 @@ def _wait_ready(cfg: Config, log: Path, pid: int) -> None:
                             tcp.whoami()
                 if _pid(cfg) is not None:
                     return
+        except TlsRefused as exc:
+            # slapd answers on ldapi, so its listeners are open: a certificate that clients
+            # refuse will not get better by waiting.
+            last = exc
+            break
         except Exception as exc:  # not up yet: retry until the deadline
             last = exc
         time.sleep(0.1)
