@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -169,3 +171,73 @@ def test_a_provider_with_another_ca_is_not_trusted(tmp_path: Path) -> None:
     finally:
         server.down(b)
         server.down(a)
+
+
+class NoStartTls:
+    """A peer that answers StartTLS with protocolError, as a server without TLS (or a man in
+    the middle stripping it) does, and notes every request it is sent afterwards."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.uri = f"ldap://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.requests: list[str] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        names = {0x60: "bind", 0x77: "extended", 0x42: "unbind"}
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(2)
+            with conn:
+                try:
+                    while True:
+                        head = conn.recv(2)
+                        if len(head) < 2:
+                            break
+                        size = head[1]
+                        if size & 0x80:
+                            size = int.from_bytes(conn.recv(size & 0x7F), "big")
+                        body = b""
+                        while len(body) < size:
+                            chunk = conn.recv(size - len(body))
+                            if not chunk:
+                                break
+                            body += chunk
+                        msgid = body[2:2 + body[1]]  # INTEGER messageID
+                        op = body[2 + body[1]]
+                        self.requests.append(names.get(op, hex(op)))
+                        if op != 0x77:
+                            break
+                        # ExtendedResponse, resultCode protocolError (2), as slapd without TLS
+                        reply = (b"\x02" + bytes([len(msgid)]) + msgid
+                                 + b"\x78\x07\x0a\x01\x02\x04\x00\x04\x00")
+                        conn.sendall(b"\x30" + bytes([len(reply)]) + reply)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+        self.listener.close()
+
+
+def test_no_replicator_password_in_clear_when_starttls_fails(tmp_path: Path) -> None:
+    """StartTLS is critical: when a peer does not agree to it, the provider gives up and
+    retries later; it never goes on to bind (send the replicator's password) in clear."""
+    peer = NoStartTls()
+    (tmp_path / "a").mkdir()
+    a = load_config(_config(tmp_path / "a" / "config.yaml", free_port(), peer.uri, 1,
+                            join=False))
+    try:
+        server.up(a)
+        wait_for("two tries", lambda: peer.requests.count("extended") >= 2, timeout=15)
+    finally:
+        server.down(a)
+        peer.close()
+    assert "bind" not in peer.requests, peer.requests

@@ -171,6 +171,20 @@ def test_up_reissues_a_certificate_close_to_its_end_or_missing_a_name(tmp_path: 
     assert "dir9.school.sg" in renewed.dns_names
 
 
+def test_a_lost_ca_key_is_not_replaced_silently(tmp_path: Path) -> None:
+    """A new CA would mean giving every device its certificate again: `up` never makes one
+    over a CA certificate whose key is missing (a half-restored backup), it says so."""
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({
+        "ldap": {"tls": "generate"}, "directory": {"state_dir": str(tmp_path / "st")}}))
+    cfg = load_config(tmp_path / "config.yaml")
+    tls.prepare(cfg)
+    ca_before = (cfg.tls_dir / "ca.crt").read_bytes()
+    (cfg.tls_dir / "ca.key").unlink()
+    with pytest.raises(ConfigError, match=r"ca\.crt and ca\.key go together"):
+        tls.prepare(cfg)
+    assert (cfg.tls_dir / "ca.crt").read_bytes() == ca_before
+
+
 def test_files_are_checked_before_slapd_gets_them(tmp_path: Path) -> None:
     now = datetime.now(UTC)
     ca, ca_key = tls.make_ca(now, "school")
