@@ -367,6 +367,19 @@ def test_renewal_without_a_restart(instance: Path) -> None:
     assert served_cert(cfg.ldap.uri, ca).serial_number == on_disk.serial_number
 
 
+def test_up_on_a_running_directory_says_when_tls_changed(instance: Path) -> None:
+    res = CliRunner().invoke(main, ["--config", str(instance), "directory", "up"])
+    assert res.exit_code == 0 and "TLS required" in res.output
+    res = CliRunner().invoke(main, ["--config", str(instance), "directory", "up"])
+    assert "already running" in res.output and "note:" not in res.output
+    data = yaml.safe_load(instance.read_text())
+    data["ldap"]["tls"]["require"] = False
+    instance.write_text(yaml.safe_dump(data))
+    res = CliRunner().invoke(main, ["--config", str(instance), "directory", "up"])
+    assert "already running" in res.output
+    assert "directory down && mimsdir directory up` applies it" in res.output
+
+
 def test_tls_survives_every_rebuild(instance: Path) -> None:
     """cn=config is rebuilt from the templates whenever the rendering changes; TLS is part of
     that rendering, so it is there after each `up`, with the same CA and certificate."""

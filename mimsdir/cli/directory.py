@@ -26,10 +26,15 @@ def up(ctx: Ctx) -> None:
       mimsdir directory up
     """
     st, started = server.up(ctx.cfg)
+    t = ctx.cfg.ldap.tls
+    tls = f", TLS {'required' if t.require else 'offered'}" if t.on else ""
     if started:
-        click.echo(f"directory started: pid {st.pid}, {st.uri}, state {st.state_dir}")
+        click.echo(f"directory started: pid {st.pid}, {st.uri}{tls}, state {st.state_dir}")
     else:
         click.echo(f"directory already running: pid {st.pid}, {st.uri}")
+        if not server.config_is_current(ctx.cfg):
+            click.echo("note: the configuration changed since it started (ldap.tls, ports, "
+                       "...); `mimsdir directory down && mimsdir directory up` applies it")
 
 
 @directory.command()

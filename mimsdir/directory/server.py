@@ -214,6 +214,18 @@ def build(cfg: Config) -> None:
             tree.unlink()
 
 
+def config_is_current(cfg: Config) -> bool:
+    """Is the running slapd's cn=config what config.yaml renders now? (`up` on a running
+    directory changes nothing in cn=config: a changed TLS setting needs down + up.)"""
+    path = service_password_file(cfg, "replicator")
+    replicator = path.read_text(encoding="utf-8").strip() if path.exists() else None
+    try:
+        rendered = render_config(cfg, replicator)
+        return (cfg.state_dir / "config.ldif").read_text(encoding="utf-8") == rendered
+    except (OSError, ValueError, ConfigError):
+        return False
+
+
 def _rmtree(path: Path) -> None:
     import shutil
 
