@@ -82,6 +82,7 @@ def students(cfg) -> int:  # type: ignore[no-untyped-def]
                             "(objectClass=mimsStudent)", ["1.1"], "count"))
 
 
+@pytest.mark.real_clock
 def test_writes_on_either_provider_reach_the_other(pair) -> None:  # type: ignore[no-untyped-def]
     from mimsdir.directory.loader import load_ldif
 
@@ -145,6 +146,7 @@ def test_replication_config_is_checked() -> None:
         ReplicationConfig(server_id=1, peers=("http://x",)).validate("directory.replication")
 
 
+@pytest.mark.real_clock
 def test_a_provider_with_another_ca_is_not_trusted(tmp_path: Path) -> None:
     """Replication verifies the peer: a second provider that made its own CA (nobody copied
     the first one's) cannot replicate from the first, nor the first from it."""
@@ -227,6 +229,7 @@ class NoStartTls:
         self.listener.close()
 
 
+@pytest.mark.real_clock
 def test_no_replicator_password_in_clear_when_starttls_fails(tmp_path: Path) -> None:
     """StartTLS is critical: when a peer does not agree to it, the provider gives up and
     retries later; it never goes on to bind (send the replicator's password) in clear."""

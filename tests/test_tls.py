@@ -38,6 +38,9 @@ from mimsdir.ldapio import Conn, TlsClient
 from mimsdir.portal.directory import PortalDirectory
 from tests.conftest import TEST_TLS, free_port, write_config
 
+# slapd, libldap and OpenSSL check certificates on the real clock (tests/conftest.py).
+pytestmark = pytest.mark.real_clock
+
 ROOT = Path(__file__).resolve().parent.parent
 STARTTLS_REQUEST = b"\x30\x1d\x02\x01\x01\x77\x18\x80\x16" + b"1.3.6.1.4.1.1466.20037"
 
