@@ -222,3 +222,15 @@ def test_files_are_checked_before_slapd_gets_them(tmp_path: Path) -> None:
 
 def test_tls_config_defaults_keep_existing_configs_working() -> None:
     assert TlsConfig().mode == "off" and not TlsConfig().client_starttls
+
+
+def test_a_host_with_clients_only_has_no_server_certificate(tmp_path: Path) -> None:
+    """mode: files with only ca_file (the portal's host, say): nothing to serve, nothing to
+    show but the CA; `directory up` there would say what is missing."""
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({
+        "ldap": {"uri": "ldaps://dir1.school.sg:636",
+                 "tls": {"mode": "files", "ca_file": "ca.pem"}}}))
+    cfg = load_config(tmp_path / "config.yaml")
+    assert tls.current_server_cert(cfg) is None
+    with pytest.raises(ConfigError, match="cert_file"):
+        tls.prepare(cfg)

@@ -170,7 +170,11 @@ def info(cert: x509.Certificate) -> CertInfo:
 
 
 def current_server_cert(cfg: Config) -> CertInfo | None:
-    """slapd's certificate as it is on disk now (None: TLS off or no file yet)."""
+    """slapd's certificate as it is on disk now (None: TLS off, a host with clients only, or
+    no file yet)."""
+    tls = cfg.ldap.tls
+    if tls.mode == "files" and not tls.cert_file:
+        return None
     files = server_files(cfg)
     if files is None or not files.cert.exists():
         return None
