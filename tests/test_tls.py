@@ -407,6 +407,26 @@ def test_tls_survives_every_rebuild(instance: Path) -> None:
                                           (cfg.secrets_dir / "sync.pw").read_text())
 
 
+def test_ldaps_as_the_only_network_listener(tmp_path: Path) -> None:
+    """ldap.uri: ldaps://...: slapd listens there only, and the sync's account, a sign-in and
+    the readiness check all use it."""
+    cfg_path = write_config(tmp_path / "c.yaml", tmp_path / "state", free_port())
+    data = yaml.safe_load(cfg_path.read_text())
+    data["ldap"]["uri"] = data["ldap"]["uri"].replace("ldap://", "ldaps://")
+    cfg_path.write_text(yaml.safe_dump(data))
+    cfg = load_config(cfg_path)
+    try:
+        server.up(cfg)
+        with service_conn(cfg, "sync") as c:
+            assert c.encrypted and c.uri.startswith("ldaps://")
+        assert served_cert(cfg.ldap.uri, cfg.tls_dir / "ca.crt") == tls.load_certs(
+            cfg.tls_dir / "server.crt")[0]
+        assert not PortalDirectory(cfg).sign_in(Dns(cfg.ldap.base_dn).service("decoy"),
+                                                "a-wrong-guess").ok
+    finally:
+        server.down(cfg)
+
+
 def test_up_refuses_files_it_cannot_serve(tmp_path: Path) -> None:
     """mode: files with a key that is not the certificate's: `up` says so and starts nothing
     (slapd would exit, or serve no TLS at all)."""
