@@ -27,9 +27,9 @@ import waitress
 import yaml
 
 from mimsdir.config import load_config
+from mimsdir.connect import network_conn
 from mimsdir.directory import server
 from mimsdir.directory.slapdconf import Dns
-from mimsdir.ldapio import Conn
 from mimsdir.portal import create_app
 
 PASSWORD = "Bench-Pass-123"
@@ -97,7 +97,9 @@ def main() -> None:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mims-portal-bench-"))
     (tmp / "config.yaml").write_text(yaml.safe_dump({
-        "ldap": {"uri": f"ldap://127.0.0.1:{free_port()}"},
+        # TLS required, as in production (docs/deploy.md).
+        "ldap": {"uri": f"ldap://127.0.0.1:{free_port()}",
+                 "tls": {"mode": "generate", "require": True}},
         "directory": {"state_dir": str(tmp / "state")},
         "portal": {"address_limit": "1000000 per minute"},
     }))
@@ -127,7 +129,7 @@ def main() -> None:
         page = hammer(s, n, lambda: get(p_portal, "/login"))
 
         def bind() -> None:
-            with Conn(cfg.ldap.uri) as c:
+            with network_conn(cfg) as c:
                 assert c.bind_ppolicy(dn, PASSWORD).ok
 
         floor_bind = hammer(s, n, bind)

@@ -68,7 +68,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="mims-bench-"))
     cfg_path = tmp / "config.yaml"
     cfg_path.write_text(yaml.safe_dump({
-        "ldap": {"uri": f"ldap://127.0.0.1:{free_port()}"},
+        # TLS required, as in production (docs/deploy.md).
+        "ldap": {"uri": f"ldap://127.0.0.1:{free_port()}",
+                 "tls": {"mode": "generate", "require": True}},
         "directory": {"state_dir": str(tmp / "state")},
         "sync": {"slips_dir": str(tmp / "slips"), "state_dir": str(tmp / "sync"),
                  "max_disable": "100%", "max_shrink": "100%"},
@@ -93,13 +95,16 @@ def main() -> None:
         t_plan = timed(lambda: run(cfg, SyncOptions(roster=first, dry_run=True)))
         pw_file = cfg.secrets_dir / "sync.pw"
         base = f"ou=students,{cfg.ldap.base_dn}"
-        search = ["ldapsearch", "-x", "-LLL", "-H", cfg.ldap.uri, "-D",
+        # ldap-utils over StartTLS with the same CA, as the sync's own connection.
+        env = {**os.environ, "LDAPTLS_CACERT": str(cfg.tls_ca_file)}
+        search = ["ldapsearch", "-x", "-ZZ", "-LLL", "-H", cfg.ldap.uri, "-D",
                   f"cn=sync,ou=services,{cfg.ldap.base_dn}", "-y", str(pw_file), "-b", base,
                   "-E", "pr=1000/noprompt", f"(mimsSchoolCode={SCHOOL})", "uid", "mail",
                   "givenName", "sn", "cn", "mimsSchoolCode", "mimsLevel", "mimsClass",
                   "mimsFormTeacher", "mimsAccountStatus", "mimsLeftAt", "mimsCredentialPending",
                   "mimsChallengeOrigin", "mimsQnaMustChange", "pwdPolicySubentry", "entryCSN"]
-        t_search = timed(lambda: subprocess.run(search, check=True, capture_output=True))
+        t_search = timed(lambda: subprocess.run(search, check=True, capture_output=True,
+                                                env=env))
 
         moved = roster(tmp / "r2.csv", n, class_suffix="M")
         t_update = timed(lambda: run(cfg, SyncOptions(roster=moved)))
@@ -108,9 +113,10 @@ def main() -> None:
             for i in range(n):
                 fh.write(f"dn: uid=B{i:07d},{base}\nchangetype: modify\nreplace: mimsClass\n"
                          f"mimsClass: Z{i % 7}\n\n")
-        modify = ["ldapmodify", "-x", "-H", cfg.ldap.uri, "-D",
+        modify = ["ldapmodify", "-x", "-ZZ", "-H", cfg.ldap.uri, "-D",
                   f"cn=sync,ou=services,{cfg.ldap.base_dn}", "-y", str(pw_file), "-f", str(ldif)]
-        t_modify = timed(lambda: subprocess.run(modify, check=True, capture_output=True))
+        t_modify = timed(lambda: subprocess.run(modify, check=True, capture_output=True,
+                                                env=env))
     finally:
         server.down(cfg)
     print(f"mimsdir sync, {n} students, one school, {os.cpu_count()} cores, this run:")

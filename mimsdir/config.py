@@ -42,6 +42,87 @@ class Argon2Params:
             raise ConfigError(f"{path}.p: must be at least 1, got {self.p}")
 
 
+#: How the directory gets its TLS certificate (``ldap.tls.mode``).
+TLS_MODES = ("off", "generate", "files")
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """TLS between every client and slapd, and between replicating providers (issue 10).
+
+    ``mode`` says where slapd's certificate comes from: ``off`` (none), ``generate`` (a
+    private CA made once by `directory up` in ``<state_dir>/tls/``, which devices are given
+    with `mimsdir directory tls show`) or ``files`` (``cert_file`` + ``key_file``, e.g. from
+    the school's or MOE's CA). Clients (sync, CLI, portal, replication) always verify the
+    server's certificate against ``ca_file`` (generate: the project's CA; unset in files
+    mode: the system's CAs), and start TLS on an ``ldap://`` URI when ``starttls`` is on
+    (default: whenever ``mode`` is not off); an ``ldaps://`` URI is TLS from the first byte.
+
+    ``require``: slapd answers nothing but StartTLS on a network connection without TLS (no
+    bind, no password change, no search in clear); the host's root over ldapi is unaffected.
+    ``ldaps_uri``: a second listener speaking TLS from the first byte (port 636 style).
+    ``names``: more host names or addresses for the generated server certificate.
+    """
+
+    mode: str = "off"
+    cert_file: str | None = None
+    key_file: str | None = None
+    ca_file: str | None = None
+    require: bool = False
+    starttls: bool | None = None
+    ldaps_uri: str | None = None
+    names: tuple[str, ...] = ()
+
+    @staticmethod
+    def from_yaml(value: Any, path: str) -> Any:
+        """``tls: generate`` (or ``off``) is short for ``tls: {mode: generate}``; YAML reads a
+        bare ``off`` or ``no`` as false, which means off here too."""
+        if value is False:
+            return {"mode": "off"}
+        if isinstance(value, str):
+            return {"mode": value}
+        if isinstance(value, dict) and value.get("mode", "x") is False:
+            return {**value, "mode": "off"}
+        return value
+
+    @property
+    def on(self) -> bool:
+        return self.mode != "off"
+
+    @property
+    def client_starttls(self) -> bool:
+        """Clients start TLS on an ldap:// URI (never fall back to clear text)."""
+        return self.on if self.starttls is None else self.starttls
+
+    def validate(self, path: str) -> None:
+        if self.mode not in TLS_MODES:
+            raise ConfigError(f"{path}.mode: one of {', '.join(TLS_MODES)}, got {self.mode!r}")
+        if self.mode == "files" and bool(self.cert_file) != bool(self.key_file):
+            raise ConfigError(f"{path}.key_file: cert_file and key_file go together")
+        if self.mode != "files" and (self.cert_file or self.key_file):
+            raise ConfigError(f"{path}.cert_file: only with mode: files")
+        if self.require and not self.on:
+            raise ConfigError(f"{path}.require: needs TLS (mode: generate or files)")
+        if self.ldaps_uri is not None:
+            if not self.on:
+                raise ConfigError(f"{path}.ldaps_uri: needs TLS (mode: generate or files)")
+            if not self.ldaps_uri.startswith("ldaps://") or any(c in self.ldaps_uri
+                                                                for c in ' "'):
+                raise ConfigError(f"{path}.ldaps_uri: not an ldaps:// URL: "
+                                  f"{self.ldaps_uri!r}")
+        for name in self.names:
+            if not name or (any(c in name for c in " /:@") and not _is_ip(name)):
+                raise ConfigError(f"{path}.names: not a host name or address: {name!r}")
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class LdapConfig:
     uri: str = "ldap://127.0.0.1:3389"
@@ -57,10 +138,15 @@ class LdapConfig:
     # the password read from admin_password_file or $MIMS_ADMIN_PASSWORD.
     admin_dn: str | None = None
     admin_password_file: str | None = None
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
     def validate(self, path: str) -> None:
         if not self.uri.startswith(("ldap://", "ldaps://", "ldapi://")):
             raise ConfigError(f"{path}.uri: must start with ldap://, ldaps:// or ldapi://")
+        if (self.tls.require and self.uri.startswith("ldap://")
+                and not self.tls.client_starttls):
+            raise ConfigError(f"{path}.tls.starttls: must be on with require and an ldap:// "
+                              f"uri (clients would send passwords in clear, and be refused)")
         if "=" not in self.base_dn:
             raise ConfigError(f"{path}.base_dn: not a DN: {self.base_dn!r}")
         if self.timeout <= 0:
@@ -486,6 +572,22 @@ class Config:
         return self.state_dir / "secrets"
 
     @property
+    def tls_dir(self) -> Path:
+        """Where ``ldap.tls.mode: generate`` keeps the project's CA and slapd's certificate."""
+        return self.state_dir / "tls"
+
+    @property
+    def tls_ca_file(self) -> Path | None:
+        """The CA that clients verify slapd's certificate with: ``ldap.tls.ca_file``, else the
+        generated CA, else None (the system's trusted CAs)."""
+        tls = self.ldap.tls
+        if tls.ca_file:
+            return self.path(tls.ca_file).resolve()
+        if tls.mode == "generate":
+            return self.tls_dir / "ca.crt"
+        return None
+
+    @property
     def ldapi_uri(self) -> str:
         if self.ldap.ldapi_uri:
             return self.ldap.ldapi_uri
@@ -496,6 +598,9 @@ class Config:
 
 def _build(cls: type, data: Any, path: str) -> Any:
     """Build dataclass ``cls`` from a YAML mapping; unknown keys and wrong types name the key."""
+    from_yaml = getattr(cls, "from_yaml", None)
+    if from_yaml is not None:
+        data = from_yaml(data, path)
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -56,6 +56,13 @@ class DirectoryUnavailable(DirectoryError):
     code = "unavailable"
 
 
+class TlsRefused(DirectoryUnavailable):
+    """No TLS session with the directory: it offers no StartTLS there, or its certificate is
+    not one we trust for that host. Nothing was sent; retrying soon will not help."""
+
+    code = "tls"
+
+
 class NotFound(MimsError):
     exit_code = ExitCode.ROW_ERRORS
     code = "not-found"

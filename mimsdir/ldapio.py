@@ -8,6 +8,7 @@ ever shows a raw libldap dict; and the ppolicy controls are decoded in one place
 from __future__ import annotations
 
 import contextlib
+import errno
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,7 @@ from mimsdir.errors import (
     MimsError,
     NotFound,
     PolicyViolation,
+    TlsRefused,
 )
 
 Attrs = dict[str, list[bytes]]
@@ -94,6 +96,24 @@ def filter_any(attr: str, items: Iterable[str]) -> str:
     return parts[0] if len(parts) == 1 else "(|" + "".join(parts) + ")"
 
 
+#: TLS 1.2 and 1.3 only, GnuTLS's default ciphers otherwise. A GnuTLS priority string,
+#: because Debian's libldap (python-ldap's and slapd's) is built with GnuTLS, whose code in
+#: OpenLDAP 2.5.13 ignores OPT_X_TLS_PROTOCOL_MIN (olcTLSProtocolMin): measured, slapd with
+#: olcTLSProtocolMin 3.3 still accepted TLS 1.0. Used by clients and by slapd alike.
+TLS_PRIORITY = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+
+@dataclass(frozen=True)
+class TlsClient:
+    """How a connection checks who it talks to: the server's certificate must chain to
+    ``ca_file`` (None: the system's trusted CAs) and name the URI's host, always (there is
+    no "allow" or "never"). ``starttls``: on an ``ldap://`` URI, start TLS before anything
+    else is sent, and fail rather than go on in clear. An ``ldaps://`` URI is TLS anyway."""
+
+    ca_file: str | None = None
+    starttls: bool = True
+
+
 def _ppolicy_from(ctrls: Sequence[Any] | None) -> PasswordPolicyControl | None:
     for c in ctrls or ():
         if isinstance(c, PasswordPolicyControl):
@@ -137,6 +157,9 @@ def translate(exc: ldap.LDAPError, doing: str) -> MimsError:
         isinstance(exc, ldap.UNWILLING_TO_PERFORM) and "authentication required" in str(detail)
     ):
         return AccessDenied(f"{doing}: refused: sign in first")
+    if isinstance(exc, ldap.CONFIDENTIALITY_REQUIRED):
+        return ConfigError(f"{doing}: the directory requires TLS for this ({detail}); set "
+                           f"ldap.tls (starttls, ca_file) or use an ldaps:// URI")
     if isinstance(exc, ldap.NO_SUCH_OBJECT):
         return NotFound(f"{doing}: no such entry")
     if isinstance(exc, ldap.ASSERTION_FAILED | ldap.ALREADY_EXISTS):
@@ -148,6 +171,28 @@ def translate(exc: ldap.LDAPError, doing: str) -> MimsError:
     if isinstance(exc, ldap.UNWILLING_TO_PERFORM):
         return DirectoryError(f"{doing}: the directory is unwilling ({detail})")
     return DirectoryError(f"{doing}: {exc.__class__.__name__} ({detail})")
+
+
+def _tls_failure(exc: ldap.LDAPError, uri: str) -> MimsError:
+    """StartTLS failed: the server does not offer it, or its certificate is not one we
+    trust for this host. Either way nothing more is sent."""
+    info = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+    detail = info.get("info") or info.get("desc") or exc.__class__.__name__
+    if isinstance(exc, ldap.PROTOCOL_ERROR):
+        return TlsRefused(f"starting TLS with {uri}: the directory does not offer StartTLS "
+                          f"({detail}); is ldap.tls on at the server?")
+    if isinstance(exc, ldap.TIMEOUT) or info.get("errno") in _UNREACHABLE:
+        # The TCP connection itself failed: no TLS was tried.
+        return DirectoryUnavailable(f"starting TLS with {uri}: directory unreachable "
+                                    f"({detail})")
+    # libldap (GnuTLS) says no more than "(unknown error code)" for a refused certificate.
+    return TlsRefused(f"starting TLS with {uri}: no TLS session ({detail}): the directory's "
+                      f"certificate is not trusted for this host (check ldap.tls.ca_file and "
+                      f"the host name in the URI), or it does not speak TLS there")
+
+
+_UNREACHABLE = {errno.ECONNREFUSED, errno.ENOTCONN, errno.EHOSTUNREACH, errno.ENETUNREACH,
+                errno.ETIMEDOUT}
 
 
 @contextlib.contextmanager
@@ -162,19 +207,45 @@ def attempting(doing: str) -> Iterator[None]:
 class Conn:
     """A connection to slapd, thin on purpose: callers speak in DNs and attribute dicts."""
 
-    def __init__(self, uri: str, timeout: float = 10.0) -> None:
+    def __init__(self, uri: str, timeout: float = 10.0, tls: TlsClient | None = None) -> None:
+        """Connect to ``uri``. With ``tls`` (or any ``ldaps://`` URI) the server's
+        certificate is verified, and on ``ldap://`` StartTLS is done here, before any bind
+        can send a password: a failure raises and nothing goes out in clear."""
         self.uri = uri
+        ldaps = uri.lower().startswith("ldaps://")
+        starttls = bool(tls and tls.starttls and uri.lower().startswith("ldap://"))
+        #: True when everything on this connection is encrypted with a verified server.
+        self.encrypted = ldaps or starttls
         with attempting(f"connecting to {uri}"):
             lo = ldap.initialize(uri, bytes_mode=False)
             lo.set_option(ldap.OPT_PROTOCOL_VERSION, 3)
             lo.set_option(ldap.OPT_REFERRALS, 0)
             lo.set_option(ldap.OPT_NETWORK_TIMEOUT, timeout)
             lo.set_option(ldap.OPT_TIMEOUT, timeout)
+            if self.encrypted:
+                # Per connection, never libldap's process-wide defaults or ~/.ldaprc:
+                # demand a valid certificate for this host from this CA.
+                lo.set_option(ldap.OPT_X_TLS_REQUIRE_CERT, ldap.OPT_X_TLS_DEMAND)
+                if tls and tls.ca_file:
+                    lo.set_option(ldap.OPT_X_TLS_CACERTFILE, tls.ca_file)
+                lo.set_option(ldap.OPT_X_TLS_CIPHER_SUITE, TLS_PRIORITY)
+                lo.set_option(ldap.OPT_X_TLS_NEWCTX, 0)  # last: applies the options above
         self.lo: Any = lo
         self.bound_dn: str | None = None
         # Set by ``act_as``: every operation then carries RFC 4370 proxied authorization and
         # slapd applies its ACLs to that identity, not to ours.
         self._proxy: list[Any] = []
+        if self.encrypted:
+            try:
+                if starttls:
+                    self.lo.start_tls_s()
+                else:
+                    # ldaps: the handshake happens on the first operation; make it happen
+                    # here (an anonymous WhoAmI) so a refused certificate is told as such.
+                    self.lo.whoami_s()
+            except ldap.LDAPError as exc:
+                self.close()
+                raise _tls_failure(exc, uri) from None
 
     def act_as(self, dn: str | None) -> None:
         """Perform the following operations as ``dn`` (proxied authorization), or as

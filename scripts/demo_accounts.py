@@ -18,7 +18,7 @@ import ldap
 
 from mimsdir.challenge import encode_challenge
 from mimsdir.config import Config, load_config
-from mimsdir.connect import root_conn
+from mimsdir.connect import network_conn, root_conn
 from mimsdir.directory.slapdconf import Dns
 from mimsdir.ldapio import Conn, first
 from mimsdir.staff.cards import catalogue, hasher_for
@@ -72,7 +72,7 @@ def _give_card(root: Conn, cfg: Config, dn: str, answers: dict[str, str],
 def _lock(cfg: Config, dn: str) -> None:
     """Make the demo's locked student wait the way a classmate would: wrong passwords."""
     for _ in range(cfg.policies.upper_primary.max_failures + 1):
-        with Conn(cfg.ldap.uri) as c:
+        with network_conn(cfg) as c:
             c.bind_ppolicy(dn, "not-the-password")
 
 
@@ -118,8 +118,22 @@ def main() -> int:
           f"(it ends by itself); the 4A teacher can unlock now.")
     _who, label, mail, pw, dn = lines[0]
     print("\nSign in as the P2 student with ldap-utils, as an SSOE device would bind:")
-    print(f"  ldapwhoami -x -H {cfg.ldap.uri} -D {shlex.quote(dn)} -w {shlex.quote(pw)}")
+    print(f"  {whoami_line(cfg, dn, pw)}")
+    if cfg.ldap.tls.on:
+        print("  (over TLS: the directory's CA is what `mimsdir directory tls show` prints)")
     return 0
+
+
+def whoami_line(cfg: Config, dn: str, pw: str) -> str:
+    """The ldapwhoami command line, with StartTLS required (-ZZ) and the directory's CA when
+    TLS is on, so the password never crosses the network in clear."""
+    prefix, zz = "", ""
+    if cfg.tls_ca_file is not None:
+        prefix = f"LDAPTLS_CACERT={shlex.quote(str(cfg.tls_ca_file))} "
+    if cfg.ldap.tls.client_starttls and cfg.ldap.uri.startswith("ldap://"):
+        zz = "-ZZ "
+    return (f"{prefix}ldapwhoami -x {zz}-H {cfg.ldap.uri} -D {shlex.quote(dn)} "
+            f"-w {shlex.quote(pw)}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import yaml
 from hypothesis import settings
 
 from mimsdir.config import Config, load_config
+from mimsdir.connect import network_conn
 from mimsdir.directory import server
 from mimsdir.directory.slapdconf import Dns, policy_for_level
 from mimsdir.errors import MimsError
@@ -56,8 +57,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def _shifted_clock(request: pytest.FixtureRequest) -> Iterator[None]:
     days = request.config.getoption("--clock-shift-days")
-    if not days or "slapd" in request.fixturenames:
-        yield  # slapd runs on the real clock: its tests cannot be shifted in-process
+    if not days or "slapd" in request.fixturenames or request.node.get_closest_marker(
+            "real_clock"):
+        # slapd (and libldap, OpenSSL) run on the real clock: tests that use them cannot be
+        # shifted in-process. A certificate made "now" in a shifted test would not be valid
+        # yet for the slapd that serves it, nor for the client that checks it.
+        yield
         return
     import time_machine
 
@@ -71,9 +76,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_config(path: Path, state_dir: Path, port: int, **extra: object) -> Path:
+#: Every test directory serves TLS and requires it, as production should (docs/deploy.md): each
+#: test that binds or changes a password over the network does it over StartTLS, with the
+#: certificate verified against the CA that `directory up` made in the state dir.
+TEST_TLS = {"mode": "generate", "require": True}
+
+
+def write_config(path: Path, state_dir: Path, port: int, tls: object = TEST_TLS,
+                 **extra: object) -> Path:
+    ldap_cfg: dict[str, object] = {"uri": f"ldap://127.0.0.1:{port}",
+                                   "base_dn": "dc=mims,dc=example"}
+    if tls is not None:
+        ldap_cfg["tls"] = tls
     data: dict[str, object] = {
-        "ldap": {"uri": f"ldap://127.0.0.1:{port}", "base_dn": "dc=mims,dc=example"},
+        "ldap": ldap_cfg,
         "directory": {"state_dir": str(state_dir), "log_level": "stats"},
         # Short waits (3 wrong passwords, then 2 s) so the tests of waits finish in seconds.
         "policies": {
@@ -92,7 +108,9 @@ def write_config(path: Path, state_dir: Path, port: int, **extra: object) -> Pat
 @pytest.fixture(scope="session")
 def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Config]:
     base = tmp_path_factory.mktemp("directory")
-    cfg_path = write_config(base / "config.yaml", base / "state", free_port())
+    # A second listener speaking TLS from the first byte (ldaps), beside StartTLS.
+    cfg_path = write_config(base / "config.yaml", base / "state", free_port(),
+                            tls={**TEST_TLS, "ldaps_uri": f"ldaps://127.0.0.1:{free_port()}"})
     cfg = load_config(cfg_path)
     server.up(cfg)
     dns = Dns(cfg.ldap.base_dn)
@@ -223,7 +241,7 @@ def make(slapd: Config, root: Conn, dns: Dns) -> Iterator[Factory]:
 
 
 def conn_as(cfg: Config, dn: str, password: str) -> Conn:
-    c = Conn(cfg.ldap.uri, timeout=5)
+    c = network_conn(cfg, timeout=5)
     c.bind(dn, password)
     return c
 

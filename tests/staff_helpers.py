@@ -13,7 +13,8 @@ from pypdf import PdfReader
 from mimsdir.challenge import DEFAULT_QUESTIONS
 from mimsdir.cli import main
 from mimsdir.config import Config
-from mimsdir.ldapio import BindOutcome, Conn
+from mimsdir.connect import network_conn
+from mimsdir.ldapio import BindOutcome
 from tests.conftest import Factory, Person
 
 
@@ -44,7 +45,7 @@ def admin_config(tmp_path: Path, cfg: Config, dn: str, password: str) -> Path:
 
 
 def bind(cfg: Config, dn: str, password: str) -> BindOutcome:
-    c = Conn(cfg.ldap.uri, timeout=5)
+    c = network_conn(cfg, timeout=5)
     try:
         return c.bind_ppolicy(dn, password)
     finally:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import ldap
 import pytest
 
+from mimsdir.connect import network_conn
 from mimsdir.directory.slapdconf import Dns
 from mimsdir.errors import AccessDenied, MimsError, NotFound, PolicyViolation
 from mimsdir.ldapio import PP_MUST_SUPPLY_OLD, Conn, first
@@ -229,7 +230,7 @@ def _try_delete(c: Conn, w: World, status: str) -> bool:
 
 def _connect(role: str, w: World, cfg) -> Conn:  # type: ignore[no-untyped-def]
     if role == "anonymous":
-        return Conn(cfg.ldap.uri)
+        return network_conn(cfg)
     if role == AS_TEACHER:
         c = service_conn(cfg, "sspr")
         c.act_as(w.teacher.dn)
@@ -270,7 +271,7 @@ def test_acl_matrix(op: str, world: World, slapd) -> None:  # type: ignore[no-un
 
 
 def test_anonymous_sees_nothing_not_even_root_dse(slapd, dns):  # type: ignore[no-untyped-def]
-    with Conn(slapd.ldap.uri) as c:
+    with network_conn(slapd) as c:
         for base, scope in (("", ldap.SCOPE_BASE), (dns.base, ldap.SCOPE_SUBTREE)):
             try:
                 res = c.search(base, scope, "(objectClass=*)", None, "anonymous search")
@@ -335,13 +336,13 @@ def test_portal_cannot_act_as_an_ict_admin_or_disabled_staff(slapd, world: World
 
 def test_disabled_staff_cannot_bind(slapd, make, root):  # type: ignore[no-untyped-def]
     t = make.teacher(password="Teacher-pass-1")
-    with Conn(slapd.ldap.uri) as c:
+    with network_conn(slapd) as c:
         assert c.bind_ppolicy(t.dn, "Teacher-pass-1").ok
     root.modify(t.dn, [(ldap.MOD_REPLACE, "mimsAccountStatus", [b"disabled"])], "disabling")
-    with Conn(slapd.ldap.uri) as c:
+    with network_conn(slapd) as c:
         assert not c.bind_ppolicy(t.dn, "Teacher-pass-1").ok
     root.modify(t.dn, [(ldap.MOD_REPLACE, "mimsAccountStatus", [b"active"])], "enabling")
-    with Conn(slapd.ldap.uri) as c:
+    with network_conn(slapd) as c:
         assert c.bind_ppolicy(t.dn, "Teacher-pass-1").ok
 
 
@@ -352,7 +353,7 @@ def test_decoy_refuses_never_locks_and_records_each_failure(slapd, dns, root):  
     before = len(root.get(decoy, ["pwdFailureTime"], "decoy failures").get("pwdFailureTime",
                                                                               []))
     for i in range(8):
-        with Conn(slapd.ldap.uri) as c:
+        with network_conn(slapd) as c:
             out = c.bind_ppolicy(decoy, f"some-guess-{i}")
         assert not out.ok and not out.locked
     raw = root.get(decoy, ["pwdFailureTime", "pwdAccountLockedTime", "userPassword"], "decoy")

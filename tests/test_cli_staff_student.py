@@ -14,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from mimsdir.cli import main
-from mimsdir.ldapio import Conn, first
+from mimsdir.connect import network_conn
+from mimsdir.ldapio import first
 from tests.conftest import free_port, write_config
 from tests.staff_helpers import (
     bind,
@@ -51,7 +52,7 @@ def test_reset_show_forces_change_clears_lockouts(slapd, make, root) -> None:  #
 
     out = bind(slapd, s.dn, password)
     assert out.ok and out.must_change
-    with Conn(slapd.ldap.uri, timeout=5) as c:
+    with network_conn(slapd, timeout=5) as c:
         assert c.bind_ppolicy(s.dn, password).must_change
         c.set_password(s.dn, "Brand-new-pw-7", old=password)
     out = bind(slapd, s.dn, "Brand-new-pw-7")

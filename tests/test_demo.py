@@ -65,8 +65,11 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
     portal_port = free_port()
     ports = {"LEARNING_SPACE_LISTEN": free_port(), "MEDIA_LIBRARY_LISTEN": free_port()}
     portal = f"http://127.0.0.1:{portal_port}"
+    # As the demo's config.yaml: TLS made by the project, and required.
+    demo_tls = yaml.safe_load((ROOT / "config.yaml").read_text())["ldap"]["tls"]
+    assert demo_tls == {"mode": "generate", "require": True}
     cfg_path.write_text(yaml.safe_dump({
-        "ldap": {"uri": f"ldap://127.0.0.1:{free_port()}"},
+        "ldap": {"uri": f"ldap://127.0.0.1:{free_port()}", "tls": demo_tls},
         "directory": {"state_dir": str(tmp_path / "state")},
         "sync": {"slips_dir": str(tmp_path / "slips"), "state_dir": str(tmp_path / "sync")},
         "cli": {"operator_log": str(tmp_path / "ops.jsonl")},
@@ -97,9 +100,18 @@ def test_demo_script_end_to_end(tmp_path: Path) -> None:
         portal, learning, media = d.portal, d.learning, d.media
         portal_port = portal.rsplit(":", 1)[1]
         assert "unchanged                      40" in d.runs[-1].stderr + out
-        line = next(ln for ln in out.splitlines() if ln.strip().startswith("ldapwhoami"))
-        who = subprocess.run(shlex.split(line), capture_output=True, text=True, check=False)
+        line = next(ln for ln in out.splitlines() if "ldapwhoami" in ln)
+        # LDAPTLS_CACERT=<the directory's CA> ldapwhoami -x -ZZ -H ldap://...: as printed,
+        # through a shell, the way a reader pastes it.
+        assert line.strip().startswith("LDAPTLS_CACERT=") and " -ZZ " in line
+        who = subprocess.run(["bash", "-c", line], capture_output=True, text=True,
+                             check=False, env={"PATH": os.environ["PATH"]})
         assert who.returncode == 0 and who.stdout.startswith("dn:uid=S2614023J"), who.stderr
+        # The same bind without TLS is refused: the password never crosses in clear.
+        args = shlex.split(line.split("ldapwhoami", 1)[1].replace("-ZZ", ""))
+        clear = subprocess.run(["ldapwhoami", *args], capture_output=True, text=True,
+                               check=False)
+        assert clear.returncode == 13, clear.stderr  # confidentialityRequired
         assert re.search(r"a locked student .*password: \S+", out)
         assert f"http://127.0.0.1:{portal_port}/" in out
         with urllib.request.urlopen(f"http://127.0.0.1:{portal_port}/healthz", timeout=5) as r:

@@ -16,6 +16,9 @@ from mimsdir.directory import server
 from mimsdir.directory.slapdconf import Dns
 from tests.conftest import free_port, write_config
 
+# Most tests start a slapd of their own (tests/conftest.py: no clock shift).
+pytestmark = pytest.mark.real_clock
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -11,6 +11,9 @@ from mimsdir.directory import server
 from mimsdir.errors import DirectoryError
 from tests.conftest import free_port, write_config
 
+# Each test starts a slapd of its own (tests/conftest.py: no clock shift).
+pytestmark = pytest.mark.real_clock
+
 
 def _slapds_of(state_dir: Path) -> list[int]:
     """Every running slapd whose command line names this state dir."""

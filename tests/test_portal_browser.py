@@ -10,7 +10,8 @@ import ldap
 import pytest
 from playwright.sync_api import Page, expect
 
-from mimsdir.ldapio import Conn, filter_eq
+from mimsdir.connect import network_conn
+from mimsdir.ldapio import filter_eq
 from tests.browser import (
     TABLET_PORTRAIT,
     assert_accessible,
@@ -58,11 +59,11 @@ def sign_in(page: Page, base_url: str, login: str, password: str) -> None:
 def device_bind(slapd, mail: str, password: str):  # type: ignore[no-untyped-def]
     """What an SSOE device does: find the student by mail as cn=device, bind as them."""
     pw = (slapd.secrets_dir / "device.pw").read_text().strip()
-    with Conn(slapd.ldap.uri) as dev:
+    with network_conn(slapd) as dev:
         dev.bind(f"cn=device,ou=services,{slapd.ldap.base_dn}", pw)
         (dn, _), = dev.search(f"ou=students,{slapd.ldap.base_dn}", ldap.SCOPE_ONELEVEL,
                               filter_eq("mail", mail), ["uid"], "device lookup")
-    with Conn(slapd.ldap.uri) as c:
+    with network_conn(slapd) as c:
         return c.bind_ppolicy(dn, password)
 
 

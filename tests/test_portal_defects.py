@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from mimsdir.connect import network_conn
 from mimsdir.portal.views.common import login_problem, safe_next
 from tests.portal_helpers import WRONG, Browserish, make_app, text
 
@@ -179,11 +180,10 @@ def test_session_rotated_at_sign_in(app, make) -> None:  # type: ignore[no-untyp
 
 
 def test_unlock_clears_failures_with_the_code_own_modlist(make, root, slapd) -> None:  # type: ignore[no-untyped-def]
-    from mimsdir.ldapio import Conn
     from mimsdir.staff.credentials import unlock_modlist
 
     s = make.student(level="P4")
-    with Conn(slapd.ldap.uri) as c:
+    with network_conn(slapd) as c:
         for _ in range(2):
             c.bind_ppolicy(s.dn, "wrong")
     assert root.get(s.dn, ["pwdFailureTime"], "t")

@@ -6,7 +6,8 @@ import ldap
 import pytest
 
 from mimsdir.challenge import ChallengeHasher, decode_challenge
-from mimsdir.ldapio import Conn, first, values
+from mimsdir.connect import network_conn
+from mimsdir.ldapio import first, values
 from tests.portal_helpers import ANSWERS, Browserish, asked_questions, give_answers, make_app, text
 
 QUESTION_TEXT = {
@@ -28,7 +29,7 @@ def web(app):  # type: ignore[no-untyped-def]
 
 
 def bind(cfg, dn, pw):  # type: ignore[no-untyped-def]
-    with Conn(cfg.ldap.uri) as c:
+    with network_conn(cfg) as c:
         return c.bind_ppolicy(dn, pw)
 
 

@@ -11,6 +11,9 @@ from mimsdir.directory import server
 from tests.conftest import free_port, write_config
 from tests.portal_helpers import Browserish, make_app
 
+# Each test starts a slapd of its own (tests/conftest.py: no clock shift).
+pytestmark = pytest.mark.real_clock
+
 
 @pytest.fixture
 def own(tmp_path: Path):  # type: ignore[no-untyped-def]

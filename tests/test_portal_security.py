@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 import ldap
 import pytest
 
+from mimsdir.connect import network_conn
 from mimsdir.gtime import format_gtime
-from mimsdir.ldapio import Conn, filter_eq
+from mimsdir.ldapio import filter_eq
 from tests.portal_helpers import WRONG, Browserish, make_app, text
 
 
@@ -215,5 +216,5 @@ def test_disabled_student_cannot_sign_in(web, make, root) -> None:  # type: igno
     s = make.student(level="P5")
     root.modify(s.dn, [(ldap.MOD_REPLACE, "mimsAccountStatus", [b"left"])], "left")
     assert WRONG in text(web.login(s.mail, s.password))
-    with Conn(web.c.application.config["MIMS"].ldap.uri) as c:
+    with network_conn(web.c.application.config["MIMS"]) as c:
         assert not c.bind_ppolicy(s.dn, s.password).ok

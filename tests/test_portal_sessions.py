@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import ldap
 import pytest
 
+from mimsdir.connect import network_conn
 from mimsdir.errors import NotFound
 from mimsdir.gtime import format_gtime
 from mimsdir.ldapio import filter_eq, first
@@ -85,7 +86,6 @@ def test_sign_out_ends_every_session_of_the_person(app, make, root, dns) -> None
 
 
 def test_ict_reset_and_device_change_end_sessions(app, make, root, slapd) -> None:  # type: ignore[no-untyped-def]
-    from mimsdir.ldapio import Conn
     from mimsdir.staff.credentials import reset_batch
     from mimsdir.staff.model import STUDENT_ATTRS, parse_student
 
@@ -103,7 +103,7 @@ def test_ict_reset_and_device_change_end_sessions(app, make, root, slapd) -> Non
     root.modify(s.dn, [(ldap.MOD_DELETE, "pwdReset", None)], "settle")
     web = signed_in(app, s)
     time.sleep(1.05 - (time.time() % 1))  # the next second of pwdChangedTime
-    with Conn(slapd.ldap.uri) as device:
+    with network_conn(slapd) as device:
         device.bind(s.dn, s.password)
         device.set_password(s.dn, "Changed-at-laptop-9", old=s.password)
     assert home_status(web) == 302

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import ldap
 import pytest
 
+from mimsdir.connect import network_conn
 from mimsdir.gtime import format_gtime
 from mimsdir.ldapio import first, values
 from mimsdir.portal import sspr
@@ -143,9 +144,8 @@ def test_verified_state_works_once(app, make, root) -> None:  # type: ignore[no-
     assert "Your password is changed" in text(r)
     r = copy.post("/forgot/password", {"new": "Second-choice-82", "again": "Second-choice-82"})
     assert r.status_code == 302 and r.headers["Location"].endswith("/forgot")
-    from mimsdir.ldapio import Conn
 
-    with Conn(app.config["MIMS"].ldap.uri) as c:
+    with network_conn(app.config["MIMS"]) as c:
         assert c.bind_ppolicy(s.dn, "First-choice-81").ok
         assert not c.bind_ppolicy(s.dn, "Second-choice-82").ok
 

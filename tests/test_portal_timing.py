@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import pytest
 
-from mimsdir.ldapio import Conn
+from mimsdir.connect import network_conn
 from tests.portal_helpers import Browserish, asked_questions, give_answers, make_app
 from tests.test_portal_flows import start_sspr
 
@@ -80,7 +80,7 @@ def test_sign_in_failures_all_take_the_same_time(app, make, slapd) -> None:  # t
     def make_waiting(i: int) -> Callable[[], object]:
         # slapd holds this account after failures: it answers without checking the
         # password, and the portal must still take as long.
-        with Conn(slapd.ldap.uri) as c:
+        with network_conn(slapd) as c:
             for _ in range(6):
                 if c.bind_ppolicy(waiting[i].dn, "wrong").locked:
                     break

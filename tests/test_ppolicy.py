@@ -8,13 +8,14 @@ import time
 import ldap
 import pytest
 
+from mimsdir.connect import network_conn
 from mimsdir.errors import AccessDenied, MimsError, PolicyViolation
-from mimsdir.ldapio import Conn, first
+from mimsdir.ldapio import first
 from tests.conftest import conn_as, service_conn
 
 
 def bind(cfg, dn, pw):
-    c = Conn(cfg.ldap.uri, timeout=5)
+    c = network_conn(cfg, timeout=5)
     return c, c.bind_ppolicy(dn, pw)
 
 
@@ -162,7 +163,7 @@ def test_anonymous_can_bind_only(slapd, dns, make):
     operation on the data before authentication (olcRequires: authc, result 53
     "authentication required"): a refusal, not an empty answer."""
     s = make.student(level="P4", password="Right-pass-1")
-    with Conn(slapd.ldap.uri) as c:
+    with network_conn(slapd) as c:
         # An anonymous bind is itself allowed (RFC 4513 5.1.1): it names nobody and grants
         # nothing.
         c.lo.simple_bind_s("", "")

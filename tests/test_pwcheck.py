@@ -19,6 +19,7 @@ import ldap
 import pytest
 
 from mimsdir.config import Config, load_config
+from mimsdir.connect import network_conn
 from mimsdir.directory.slapdconf import policies
 from mimsdir.errors import MimsError, PolicyViolation
 from mimsdir.ldapio import (
@@ -26,7 +27,6 @@ from mimsdir.ldapio import (
     PP_INSUFFICIENT_QUALITY,
     PP_TOO_SHORT,
     BindOutcome,
-    Conn,
 )
 from mimsdir.wordlist import generate_default_password
 from tests.conftest import Factory, Person, conn_as, service_conn
@@ -277,7 +277,7 @@ def test_refusals_never_put_the_password_in_slapds_log(slapd, make) -> None:  # 
 
 
 def bind_as(cfg: Config, dn: str, password: str) -> BindOutcome:
-    with Conn(cfg.ldap.uri, timeout=5) as c:
+    with network_conn(cfg, timeout=5) as c:
         return c.bind_ppolicy(dn, password)
 
 

@@ -4,7 +4,10 @@ loopback as two embedded directories."""
 
 from __future__ import annotations
 
+import re
 import shutil
+import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,20 +17,25 @@ import pytest
 import yaml
 
 from mimsdir.config import load_config
+from mimsdir.connect import network_conn
 from mimsdir.directory import server
 from mimsdir.directory.slapdconf import Dns
-from mimsdir.ldapio import Conn, first
-from tests.conftest import free_port
+from mimsdir.ldapio import first
+from tests.conftest import TEST_TLS, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _config(path: Path, port: int, peer_port: int, server_id: int, join: bool) -> Path:
+def _config(path: Path, port: int, peer: str, server_id: int, join: bool,
+            ldaps_port: int | None = None) -> Path:
+    tls = {**TEST_TLS, "ldaps_uri": f"ldaps://127.0.0.1:{ldaps_port}"} if ldaps_port \
+        else TEST_TLS
     path.write_text(yaml.safe_dump({
-        "ldap": {"uri": f"ldap://127.0.0.1:{port}"},
+        # TLS required: the replicator's password only ever crosses TLS, and each provider
+        # verifies the other's certificate against the CA they share.
+        "ldap": {"uri": f"ldap://127.0.0.1:{port}", "tls": tls},
         "directory": {"state_dir": str(path.parent / "state"), "log_level": "stats sync",
-                      "replication": {"server_id": server_id, "join": join,
-                                      "peers": [f"ldap://127.0.0.1:{peer_port}"],
+                      "replication": {"server_id": server_id, "join": join, "peers": [peer],
                                       "retry": "1 +"}},
     }))
     return path
@@ -47,14 +55,21 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
 
 @pytest.fixture
 def pair(tmp_path: Path):  # type: ignore[no-untyped-def]
-    pa, pb = free_port(), free_port()
+    pa, pb, pb_ldaps = free_port(), free_port(), free_port()
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    a = load_config(_config(tmp_path / "a" / "config.yaml", pa, pb, 1, join=False))
-    b = load_config(_config(tmp_path / "b" / "config.yaml", pb, pa, 2, join=True))
+    # A reaches B on its ldaps listener, B reaches A with StartTLS: both forms of a peer.
+    a = load_config(_config(tmp_path / "a" / "config.yaml", pa,
+                            f"ldaps://127.0.0.1:{pb_ldaps}", 1, join=False))
+    b = load_config(_config(tmp_path / "b" / "config.yaml", pb, f"ldap://127.0.0.1:{pa}", 2,
+                            join=True, ldaps_port=pb_ldaps))
     server.up(a)
-    # The second provider starts with the first one's secrets, and nothing else.
+    # The second provider starts with the first one's secrets and CA (docs/replication.md),
+    # and nothing else: it issues its own certificate from that CA.
     shutil.copytree(a.secrets_dir, b.secrets_dir)
+    b.tls_dir.mkdir(mode=0o700, parents=True)
+    for name in ("ca.crt", "ca.key"):
+        shutil.copy2(a.tls_dir / name, b.tls_dir / name)
     server.up(b)
     yield a, b
     server.down(b)
@@ -67,6 +82,7 @@ def students(cfg) -> int:  # type: ignore[no-untyped-def]
                             "(objectClass=mimsStudent)", ["1.1"], "count"))
 
 
+@pytest.mark.real_clock
 def test_writes_on_either_provider_reach_the_other(pair) -> None:  # type: ignore[no-untyped-def]
     from mimsdir.directory.loader import load_ldif
 
@@ -90,21 +106,34 @@ def test_writes_on_either_provider_reach_the_other(pair) -> None:  # type: ignor
         c.set_password(dn, "Replicated-pass-1")
         c.modify(dn, [(ldap.MOD_REPLACE, "pwdReset", [])], "settled")
     def binds_on_b() -> bool:
-        with Conn(b.ldap.uri) as c:
+        with network_conn(b) as c:
             return c.bind_ppolicy(dn, "Replicated-pass-1").ok
     wait_for("A's password on B", binds_on_b)
     for _ in range(6):
-        with Conn(b.ldap.uri) as c:
+        with network_conn(b) as c:
             c.bind_ppolicy(dn, "wrong")
     def locked_on_a() -> bool:
-        with Conn(a.ldap.uri) as c:
+        with network_conn(a) as c:
             return c.bind_ppolicy(dn, "Replicated-pass-1").locked
     wait_for("B's lockout on A", locked_on_a)
 
     # The service accounts are the same on both: the sync can work against either.
     pw = (b.secrets_dir / "sync.pw").read_text()
-    with Conn(b.ldap.uri) as c:
+    with network_conn(b) as c:
         c.bind(dns.service("sync"), pw)
+
+    # Each provider's replicator bound to the other over TLS (slapd logs the bind's ssf),
+    # never in clear.
+    for provider in (a, b):
+        binds = replicator_binds(provider)
+        assert binds and all(ssf >= 128 for ssf in binds), binds
+
+
+def replicator_binds(cfg) -> list[int]:  # type: ignore[no-untyped-def]
+    """The ssf of every simple bind as the replicator that this provider's log shows."""
+    log = (cfg.state_dir / "slapd.log").read_text(errors="replace")
+    return [int(m[1]) for m in re.finditer(
+        r'BIND dn="cn=replicator,ou=services,[^"]*" mech=SIMPLE bind_ssf=\d+ ssf=(\d+)', log)]
 
 
 def test_replication_config_is_checked() -> None:
@@ -115,3 +144,103 @@ def test_replication_config_is_checked() -> None:
         ReplicationConfig(peers=("ldap://x:389",)).validate("directory.replication")
     with pytest.raises(ConfigError, match="peers"):
         ReplicationConfig(server_id=1, peers=("http://x",)).validate("directory.replication")
+
+
+@pytest.mark.real_clock
+def test_a_provider_with_another_ca_is_not_trusted(tmp_path: Path) -> None:
+    """Replication verifies the peer: a second provider that made its own CA (nobody copied
+    the first one's) cannot replicate from the first, nor the first from it."""
+    pa, pb = free_port(), free_port()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = load_config(_config(tmp_path / "a" / "config.yaml", pa, f"ldap://127.0.0.1:{pb}", 1,
+                            join=False))
+    b = load_config(_config(tmp_path / "b" / "config.yaml", pb, f"ldap://127.0.0.1:{pa}", 2,
+                            join=True))
+    try:
+        server.up(a)
+        shutil.copytree(a.secrets_dir, b.secrets_dir)
+        server.up(b)
+        assert (a.tls_dir / "ca.crt").read_bytes() != (b.tls_dir / "ca.crt").read_bytes()
+        for provider, peer in ((a, b), (b, a)):
+            log = provider.state_dir / "slapd.log"
+            wait_for("a refused certificate", lambda log=log, peer=peer: (
+                f"URI={peer.ldap.uri} Error, ldap_start_tls failed"
+                in log.read_text(errors="replace")), timeout=15)
+        with server.root_conn(b) as c:
+            assert c.get(Dns(b.ldap.base_dn).base, ["1.1"], "B's base") is None
+        assert replicator_binds(a) == [] and replicator_binds(b) == []
+    finally:
+        server.down(b)
+        server.down(a)
+
+
+class NoStartTls:
+    """A peer that answers StartTLS with protocolError, as a server without TLS (or a man in
+    the middle stripping it) does, and notes every request it is sent afterwards."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.uri = f"ldap://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.requests: list[str] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        names = {0x60: "bind", 0x77: "extended", 0x42: "unbind"}
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(2)
+            with conn:
+                try:
+                    while True:
+                        head = conn.recv(2)
+                        if len(head) < 2:
+                            break
+                        size = head[1]
+                        if size & 0x80:
+                            size = int.from_bytes(conn.recv(size & 0x7F), "big")
+                        body = b""
+                        while len(body) < size:
+                            chunk = conn.recv(size - len(body))
+                            if not chunk:
+                                break
+                            body += chunk
+                        msgid = body[2:2 + body[1]]  # INTEGER messageID
+                        op = body[2 + body[1]]
+                        self.requests.append(names.get(op, hex(op)))
+                        if op != 0x77:
+                            break
+                        # ExtendedResponse, resultCode protocolError (2), as slapd without TLS
+                        reply = (b"\x02" + bytes([len(msgid)]) + msgid
+                                 + b"\x78\x07\x0a\x01\x02\x04\x00\x04\x00")
+                        conn.sendall(b"\x30" + bytes([len(reply)]) + reply)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+        self.listener.close()
+
+
+@pytest.mark.real_clock
+def test_no_replicator_password_in_clear_when_starttls_fails(tmp_path: Path) -> None:
+    """StartTLS is critical: when a peer does not agree to it, the provider gives up and
+    retries later; it never goes on to bind (send the replicator's password) in clear."""
+    peer = NoStartTls()
+    (tmp_path / "a").mkdir()
+    a = load_config(_config(tmp_path / "a" / "config.yaml", free_port(), peer.uri, 1,
+                            join=False))
+    try:
+        server.up(a)
+        wait_for("two tries", lambda: peer.requests.count("extended") >= 2, timeout=15)
+    finally:
+        server.down(a)
+        peer.close()
+    assert "bind" not in peer.requests, peer.requests

@@ -16,10 +16,11 @@ import pytest
 from ldap.controls.simple import RelaxRulesControl
 
 from mimsdir.config import Config, PolicyConfig
+from mimsdir.connect import network_conn
 from mimsdir.directory import server
 from mimsdir.errors import ConfigError
 from mimsdir.gtime import format_gtime
-from mimsdir.ldapio import BindOutcome, Conn, first
+from mimsdir.ldapio import BindOutcome, first
 from mimsdir.staff.credentials import unlock_modlist
 from mimsdir.staff.lookup import find_student
 from tests.conftest import conn_as
@@ -30,7 +31,7 @@ SLACK = 1.5  # slapd's times are whole seconds
 
 
 def bind(cfg: Config, dn: str, password: str) -> BindOutcome:
-    with Conn(cfg.ldap.uri, timeout=5) as c:
+    with network_conn(cfg, timeout=5) as c:
         return c.bind_ppolicy(dn, password)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from mimsdir.ldapio import Conn
+from mimsdir.connect import network_conn
 from tests.sync_helpers import (
     delete_school,
     row,
@@ -55,7 +55,7 @@ def test_create_then_idempotent(slapd, school, tmp_path):  # type: ignore[no-unt
     pw = slip_passwords(tmp_path / "slips")
     assert len(pw) == 6
     for e in entries.values():
-        with Conn(slapd.ldap.uri) as c:
+        with network_conn(slapd) as c:
             out = c.bind_ppolicy(e["entryDN"][0], pw[e["mail"][0]])
             assert out.ok and out.must_change
     # No password in the report or the output.

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from pypdf import PdfReader
 
 from mimsdir.cli import main
-from mimsdir.ldapio import Conn
+from mimsdir.connect import network_conn
 from tests.sync_helpers import delete_school, school_entries, school_rows, write_roster
 
 SEEDS = range(20)
@@ -98,7 +98,7 @@ def test_killed_run_then_normal_run_converges(slapd, tmp_path, seed, full_run_se
                 continue
             pw = passwords.get(e["mail"][0])
             assert pw, f"{uid}: no slip"
-            with Conn(slapd.ldap.uri) as c:
+            with network_conn(slapd) as c:
                 assert c.bind_ppolicy(e["entryDN"][0], pw).ok, f"{uid}: slip password fails"
         # And a third run has nothing left to do.
         report = tmp_path / "again.json"

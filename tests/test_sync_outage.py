@@ -18,6 +18,9 @@ from mimsdir.directory import server
 from tests.conftest import free_port, write_config
 from tests.sync_helpers import school_entries, school_rows, write_roster
 
+# Each test starts a slapd of its own (tests/conftest.py: no clock shift).
+pytestmark = pytest.mark.real_clock
+
 MIMSDIR = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "mimsdir"
 
 

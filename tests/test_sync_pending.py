@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 import mimsdir.pdfs
-from mimsdir.ldapio import Conn
+from mimsdir.connect import network_conn
 from tests.sync_helpers import delete_school, run_sync, school_entries, school_rows, write_roster
 from tests.test_sync_e2e import slip_passwords
 
@@ -28,7 +28,7 @@ def school(slapd):  # type: ignore[no-untyped-def]
 
 
 def binds(slapd, dn: str, password: str) -> bool:  # type: ignore[no-untyped-def]
-    with Conn(slapd.ldap.uri) as c:
+    with network_conn(slapd) as c:
         return c.bind_ppolicy(dn, password).ok
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import ldap
 
 from mimsdir.config import Config
+from mimsdir.connect import network_conn
+from mimsdir.directory import tls
 from mimsdir.directory.slapdconf import (
     DECOY,
     OUS,
@@ -31,7 +33,7 @@ from mimsdir.directory.slapdconf import (
     render_tree,
     service_authz,
 )
-from mimsdir.errors import ConfigError, DirectoryError, DirectoryUnavailable
+from mimsdir.errors import ConfigError, DirectoryError, DirectoryUnavailable, TlsRefused
 from mimsdir.ldapio import Conn
 
 READY_TIMEOUT = 30.0
@@ -212,6 +214,18 @@ def build(cfg: Config) -> None:
             tree.unlink()
 
 
+def config_is_current(cfg: Config) -> bool:
+    """Is the running slapd's cn=config what config.yaml renders now? (`up` on a running
+    directory changes nothing in cn=config: a changed TLS setting needs down + up.)"""
+    path = service_password_file(cfg, "replicator")
+    replicator = path.read_text(encoding="utf-8").strip() if path.exists() else None
+    try:
+        rendered = render_config(cfg, replicator)
+        return (cfg.state_dir / "config.ldif").read_text(encoding="utf-8") == rendered
+    except (OSError, ValueError, ConfigError):
+        return False
+
+
 def _rmtree(path: Path) -> None:
     import shutil
 
@@ -222,6 +236,8 @@ def _listen_urls(cfg: Config) -> str:
     urls = [cfg.ldapi_uri]
     if not cfg.ldap.uri.startswith("ldapi://"):
         urls.insert(0, cfg.ldap.uri.rstrip("/") + "/")
+    if cfg.ldap.tls.ldaps_uri:
+        urls.insert(1, cfg.ldap.tls.ldaps_uri.rstrip("/") + "/")
     return " ".join(urls)
 
 
@@ -238,6 +254,7 @@ def up(cfg: Config) -> tuple[Status, bool]:
     if pid is not None:
         ensure_policies(cfg)
         return status(cfg), False
+    tls.prepare(cfg)
     build(cfg)
     state = cfg.state_dir
     log = state / "slapd.log"
@@ -394,11 +411,19 @@ def _wait_ready(cfg: Config, log: Path, pid: int) -> None:
         try:
             with Conn(cfg.ldapi_uri, timeout=2) as c:
                 c.bind_external()
-                if not cfg.ldap.uri.startswith("ldapi://"):
-                    with Conn(cfg.ldap.uri, timeout=2) as tcp:
-                        tcp.whoami()
+                # Every network listener answers, over TLS as clients will use it: a
+                # certificate that clients refuse fails `up` here.
+                for uri in (cfg.ldap.uri, cfg.ldap.tls.ldaps_uri):
+                    if uri and not uri.startswith("ldapi://"):
+                        with network_conn(cfg, uri=uri, timeout=2) as tcp:
+                            tcp.whoami()
                 if _pid(cfg) is not None:
                     return
+        except TlsRefused as exc:
+            # slapd answers on ldapi, so its listeners are open: a certificate that clients
+            # refuse will not get better by waiting.
+            last = exc
+            break
         except Exception as exc:  # not up yet: retry until the deadline
             last = exc
         time.sleep(0.1)

@@ -13,6 +13,7 @@ from pathlib import Path
 from string import Template
 
 from mimsdir.config import Config, PolicyConfig
+from mimsdir.ldapio import TLS_PRIORITY
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schema"
 
@@ -137,6 +138,49 @@ def render_acl(dns: Dns) -> list[str]:
     return rules
 
 
+#: The strength (SSF) slapd requires of every operation but StartTLS with ``ldap.tls.require``:
+#: any TLS 1.2+ cipher it offers (AES-128 and up) gives at least this.
+REQUIRED_SSF = 128
+
+
+def tls_lines(cfg: Config) -> str:
+    """slapd's TLS settings for the ``cn=config`` entry ('' when TLS is off).
+
+    With ``require``: ``olcSecurity: ssf=128`` makes slapd answer every operation on a
+    connection weaker than that (a network connection without TLS: ssf 0) with
+    confidentialityRequired, except StartTLS: no bind, password change or search in clear.
+    The host's root over ldapi keeps working because a local socket is given
+    ``olcLocalSSF`` (slapd's default, 71, would lock root out of ldapi, cn=config included).
+    """
+    from mimsdir.directory.tls import server_files, tls_settings
+
+    files = server_files(cfg)
+    if files is None:
+        return ""
+    lines = [f"{k}: {v}" for k, v in tls_settings(files).items()]
+    # TLS 1.2 and later (olcTLSProtocolMin is ignored by GnuTLS builds: ldapio.TLS_PRIORITY).
+    lines.append(f"olcTLSCipherSuite: {TLS_PRIORITY}")
+    if cfg.ldap.tls.require:
+        lines += [f"olcLocalSSF: {REQUIRED_SSF}", f"olcSecurity: ssf={REQUIRED_SSF}"]
+    return "\n".join(lines) + "\n"
+
+
+def syncrepl_tls(cfg: Config, peer: str) -> str:
+    """The olcSyncrepl TLS options for a peer: StartTLS (critical: never on in clear) on
+    ldap://, TLS from the start on ldaps://, the peer's certificate always verified against
+    our CA. syncrepl ignores slapd's own TLS settings, so each is given here."""
+    from mimsdir.directory.tls import SYSTEM_CA_BUNDLE
+
+    tls = cfg.ldap.tls
+    ldaps = peer.lower().startswith("ldaps://")
+    if not ldaps and not tls.client_starttls:
+        return ""
+    ca = cfg.tls_ca_file or SYSTEM_CA_BUNDLE
+    opts = ["starttls=critical"] if not ldaps else []
+    opts += [f'tls_cacert="{ca}"', "tls_reqcert=demand", f'tls_cipher_suite="{TLS_PRIORITY}"']
+    return " " + " ".join(opts)
+
+
 def _syncrepl(cfg: Config, dns: Dns, replicator_password: str | None) -> tuple[str, str]:
     """(olcServerID lines, olcSyncrepl + olcMultiProvider lines) for multi-provider mode."""
     r = cfg.directory.replication
@@ -156,6 +200,7 @@ def _syncrepl(cfg: Config, dns: Dns, replicator_password: str | None) -> tuple[s
             f'binddn="{dns.service("replicator")}" credentials="{replicator_password}" '
             f'searchbase="{dns.base}" scope=sub type=refreshAndPersist '
             f'retry="{r.retry}" timeout=3 network-timeout=5 keepalive=240:10:30'
+            f'{syncrepl_tls(cfg, peer)}'
         )
     lines.append("olcMultiProvider: TRUE")
     return server_id, "\n".join(lines) + "\n"
@@ -189,6 +234,7 @@ def render_config(cfg: Config, replicator_password: str | None = None) -> str:
         "base": dns.base,
         "acl_lines": acl_lines,
         "server_id_lines": server_id_lines,
+        "tls_lines": tls_lines(cfg),
         "syncrepl_lines": syncrepl_lines,
         "audit_retention": f"{d.audit_retention_days:02d}",
     }

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import ldap
 
 from mimsdir.config import Config
-from mimsdir.connect import service_conn
+from mimsdir.connect import network_conn, service_conn
 from mimsdir.directory.slapdconf import Dns
 from mimsdir.errors import AccessDenied, Conflict, MimsError, NotFound
 from mimsdir.gtime import format_gtime, parse_gtime
@@ -222,7 +222,7 @@ class PortalDirectory:
     # -- the person's own bind -------------------------------------------------------------
     def sign_in(self, dn: str, password: str) -> BindOutcome:
         started = time.perf_counter()
-        with Conn(self.cfg.ldap.uri, timeout=self.cfg.ldap.timeout) as c:
+        with network_conn(self.cfg) as c:
             out = c.bind_ppolicy(dn, password)
         self._timed(started)
         return out
@@ -230,7 +230,7 @@ class PortalDirectory:
     def change_own_password(self, dn: str, old: str, new: str) -> None:
         """As the person: slapd checks the old password, quality and history, and clears the
         must-change flag itself."""
-        with Conn(self.cfg.ldap.uri, timeout=self.cfg.ldap.timeout) as c:
+        with network_conn(self.cfg) as c:
             out = c.bind_ppolicy(dn, old)
             if not out.ok:
                 raise AccessDenied("the current password is not right")
