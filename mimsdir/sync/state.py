@@ -12,14 +12,17 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import ldap
 
+from mimsdir.directory.idpool import read_groups
 from mimsdir.directory.slapdconf import Dns
-from mimsdir.ldapio import Attrs, Conn, filter_any, first
+from mimsdir.ldapio import Attrs, Conn, filter_any, first, values
+from mimsdir.posix import POSIX_CLASS
 from mimsdir.sync.model import DirStudent
 from mimsdir.sync.plan import DirectoryState
 
 ATTRS = ("uid", "mail", "givenName", "sn", "cn", "mimsSchoolCode", "mimsLevel", "mimsClass",
          "mimsFormTeacher", "mimsAccountStatus", "mimsLeftAt", "mimsCredentialPending",
-         "mimsChallengeOrigin", "mimsQnaMustChange", "pwdPolicySubentry", "entryCSN")
+         "mimsChallengeOrigin", "mimsQnaMustChange", "pwdPolicySubentry", "entryCSN",
+         "objectClass", "uidNumber", "gidNumber", "homeDirectory", "loginShell")
 BATCH = 100
 # Above this many schools a filter of ORs is slower than reading every student once.
 MAX_SCHOOLS_IN_FILTER = 50
@@ -44,6 +47,11 @@ def to_student(dn: str, a: Attrs) -> DirStudent:
         qna_must_change=first(a, "mimsQnaMustChange") == "TRUE",
         policy_dn=first(a, "pwdPolicySubentry"),
         csn=first(a, "entryCSN"),
+        posix=POSIX_CLASS.lower() in {v.lower() for v in values(a, "objectClass")},
+        uid_number=first(a, "uidNumber"),
+        gid_number=first(a, "gidNumber"),
+        home=first(a, "homeDirectory"),
+        login_shell=first(a, "loginShell"),
     )
 
 
@@ -87,7 +95,9 @@ def read_state(conn: Conn, dns: Dns, scope: Sequence[str], roster_uids: Iterable
             mail = first(a, "mail")
             if mail:
                 teachers[mail.lower()] = dn
-    return DirectoryState(students=students, mail_owners=owners, teachers=teachers)
+    groups = {name: str(gid) for name, gid in read_groups(conn, dns).items()}
+    return DirectoryState(students=students, mail_owners=owners, teachers=teachers,
+                          groups=groups)
 
 
 def fingerprint(state: DirectoryState) -> str:
@@ -100,4 +110,6 @@ def fingerprint(state: DirectoryState) -> str:
         h.update(f"m\0{mail}\0{state.mail_owners[mail].lower()}\n".encode())
     for mail in sorted(state.teachers):
         h.update(f"t\0{mail}\0{state.teachers[mail].lower()}\n".encode())
+    for name in sorted(state.groups):
+        h.update(f"g\0{name}\0{state.groups[name]}\n".encode())
     return h.hexdigest()
