@@ -28,6 +28,7 @@ import yaml
 from mimsdir.config import load_config
 from mimsdir.directory import server
 from mimsdir.sync.run import SyncOptions, run
+from mimsdir.sync.state import ATTRS as STATE_ATTRS  # the floor reads what the sync reads
 
 SCHOOL = "BENCH"
 
@@ -95,10 +96,7 @@ def main() -> None:
         base = f"ou=students,{cfg.ldap.base_dn}"
         search = ["ldapsearch", "-x", "-LLL", "-H", cfg.ldap.uri, "-D",
                   f"cn=sync,ou=services,{cfg.ldap.base_dn}", "-y", str(pw_file), "-b", base,
-                  "-E", "pr=1000/noprompt", f"(mimsSchoolCode={SCHOOL})", "uid", "mail",
-                  "givenName", "sn", "cn", "mimsSchoolCode", "mimsLevel", "mimsClass",
-                  "mimsFormTeacher", "mimsAccountStatus", "mimsLeftAt", "mimsCredentialPending",
-                  "mimsChallengeOrigin", "mimsQnaMustChange", "pwdPolicySubentry", "entryCSN"]
+                  "-E", "pr=1000/noprompt", f"(mimsSchoolCode={SCHOOL})", *STATE_ATTRS]
         t_search = timed(lambda: subprocess.run(search, check=True, capture_output=True))
 
         moved = roster(tmp / "r2.csv", n, class_suffix="M")

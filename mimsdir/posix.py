@@ -19,6 +19,7 @@ The rules (docs/directory.md, "POSIX accounts"):
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 
@@ -57,6 +58,7 @@ def user_name(mail: str) -> str:
     return mail.strip().lower()
 
 
+@functools.lru_cache(maxsize=4096)
 def school_group(school: str) -> str:
     """The posixGroup of a school's students: ``school-demops``."""
     return SCHOOL_GROUP_PREFIX + _segment(school)
@@ -117,7 +119,12 @@ def shell_problem(shell: str) -> str | None:
 
 def home_directory(template: str, uid: str, school: str | None) -> str:
     """The home directory of ``uid`` (the student or staff ID) at ``school``."""
-    return template.format(uid=_segment(uid), school=_segment(school or STAFF_SCHOOL))
+    return template.format(uid=_segment(uid), school=_school_segment(school or STAFF_SCHOOL))
+
+
+@functools.lru_cache(maxsize=4096)
+def _school_segment(school: str) -> str:
+    return _segment(school)  # the same few values for every student of a sync
 
 
 def number(first: int, index: int, server_id: int) -> int:
