@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mimsdir.cli.context import Ctx, pass_ctx
-from mimsdir.directory import loader, server
+from mimsdir.directory import loader, posixfill, server
 
 
 @click.group()
@@ -81,3 +81,34 @@ def load(ctx: Ctx, ldif: Path) -> None:
     """
     added, existing = loader.load_ldif(ctx.cfg, ldif)
     click.echo(f"{ldif}: {added} added, {existing} already present")
+    if added:
+        _backfill(ctx, dry_run=False)
+
+
+@directory.command("posix-backfill")
+@click.option("--dry-run", is_flag=True, help="count who lacks them; change nothing")
+@pass_ctx
+def posix_backfill(ctx: Ctx, dry_run: bool) -> None:
+    """Give staff and students without posixAccount their uid/gid numbers, home and shell.
+
+    Staff never pass through the sync; run this after adding staff by hand, and once after
+    upgrading a directory made before the posix attributes (`directory load` runs it
+    itself). Whoever has them already is left alone: running it twice changes nothing.
+
+    \b
+    Example:
+      mimsdir directory posix-backfill --dry-run
+      mimsdir directory posix-backfill
+    """
+    _backfill(ctx, dry_run)
+
+
+def _backfill(ctx: Ctx, dry_run: bool) -> None:
+    res = posixfill.backfill(ctx.cfg, lambda: server.root_conn(ctx.cfg), dry_run=dry_run)
+    verb = "would get" if dry_run else "got"
+    click.echo(f"posix attributes: {res.staff} staff and {res.students} students {verb} them"
+               + (f" (groups: {', '.join(sorted(res.groups))})" if res.groups else ""))
+    for line in res.failures:
+        click.echo(f"  failed: {line}", err=True)
+    if res.failures:
+        raise SystemExit(1)
