@@ -173,6 +173,13 @@ OBJECT_CLASSES: tuple[ObjectClassDef, ...] = (
         may=("description",),
         kind="STRUCTURAL",
     ),
+    ObjectClassDef(
+        6, "mimsDevice",
+        "the device account of one school, cn=device-<code>,ou=services (auxiliary to "
+        "applicationProcess): it sees the people of its school only",
+        must=("mimsSchoolCode",),
+        may=(),
+    ),
 )
 
 

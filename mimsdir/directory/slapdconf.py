@@ -97,6 +97,10 @@ class Dns:
     def service(self, name: str) -> str:
         return f"cn={name},{self.services}"
 
+    def school_device(self, school: str) -> str:
+        """A school's own device account (mimsdir/directory/devices.py)."""
+        return self.service(f"device-{school.lower()}")
+
     def policy(self, name: str) -> str:
         return f"cn={name},{self.policies}"
 
@@ -144,6 +148,8 @@ def render_acl(dns: Dns, server_id: int = 0) -> list[str]:
         "replicator": dns.service("replicator"),
         "decoy": dns.service(DECOY),
         "teacher": 'set="this/mimsFormTeacher & user"',
+        "school_device": (f'dn.one="{dns.services}" '
+                          'set="this/mimsSchoolCode & user/mimsSchoolCode"'),
         "sid": str(server_id),
     }
     rules: list[str] = []
