@@ -194,3 +194,18 @@ def test_the_device_sees_no_counter_and_no_admin_group(device, dns) -> None:  # 
         except MimsError:
             continue
         assert res == []
+
+
+def test_authorisation_filters_refuse_a_disabled_student(device, dns, make) -> None:  # type: ignore[no-untyped-def]
+    """nslcd `pam_authz_search` and SSSD `ldap_access_filter` (docs/devices.md): an active
+    student matches, a disabled one does not (and the directory refuses their bind anyway),
+    while NSS still resolves them, so the files they own keep a name."""
+    s = make.student(posix=True)
+    nslcd = f"(&(objectClass=posixAccount)(mail={s.mail.upper()})(mimsAccountStatus=active))"
+    sssd = f"(&(mail={s.mail})(mimsAccountStatus=active))"
+    for flt in (nslcd, sssd):
+        assert [dn for dn, _ in look_up(device, dns.base, flt, ["1.1"])] == [s.dn]
+    make.root.modify(s.dn, [(ldap.MOD_REPLACE, "mimsAccountStatus", [b"disabled"])], "off")
+    for flt in (nslcd, sssd):
+        assert look_up(device, dns.base, flt, ["1.1"]) == []
+    assert [dn for dn, _ in look_up(device, dns.base, f"(mail={s.mail})", ["1.1"])] == [s.dn]

@@ -120,3 +120,21 @@ def test_a_dry_run_or_a_saved_plan_reserves_nothing(slapd, root, dns, schools, t
     assert len(entries) == 5 and counter(root, dns) >= before + 5
     assert all(e["uidNumber"][0].isdigit() and e["gidNumber"][0].isdigit()
                for e in entries.values())
+
+
+def test_a_saved_plan_is_refused_when_its_school_group_appeared_since(slapd, root, dns, schools,
+                                                                     tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The plan would add the group and give its students the new group's number: if the
+    group was added meanwhile (another run), the plan is stale; nothing is written."""
+    from mimsdir.directory.idpool import Group, Pools, ensure_groups
+
+    school = schools[0]
+    plan_file = tmp_path / "plan.json"
+    roster = write_roster(tmp_path / "r.csv", school_rows(school, 3))
+    assert run_sync(slapd, roster, "--dry-run", "--plan-out", str(plan_file),
+                    tmp=tmp_path).code == 0
+    ensure_groups(root, Pools(dns, slapd.posix.uid_min, slapd.posix.gid_min),
+                  [Group(school_group(school), "added by someone else")])
+    r = run_sync(slapd, None, "--apply-plan", str(plan_file), tmp=tmp_path)
+    assert r.code == 3 and "changed since this plan" in r.result.output
+    assert school_entries(slapd, school) == {}
