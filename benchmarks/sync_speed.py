@@ -28,6 +28,7 @@ import yaml
 from mimsdir.config import load_config
 from mimsdir.directory import server
 from mimsdir.sync.run import SyncOptions, run
+from mimsdir.sync.state import ATTRS as STATE_ATTRS  # the floor reads what the sync reads
 
 SCHOOL = "BENCH"
 
@@ -99,10 +100,7 @@ def main() -> None:
         env = {**os.environ, "LDAPTLS_CACERT": str(cfg.tls_ca_file)}
         search = ["ldapsearch", "-x", "-ZZ", "-LLL", "-H", cfg.ldap.uri, "-D",
                   f"cn=sync,ou=services,{cfg.ldap.base_dn}", "-y", str(pw_file), "-b", base,
-                  "-E", "pr=1000/noprompt", f"(mimsSchoolCode={SCHOOL})", "uid", "mail",
-                  "givenName", "sn", "cn", "mimsSchoolCode", "mimsLevel", "mimsClass",
-                  "mimsFormTeacher", "mimsAccountStatus", "mimsLeftAt", "mimsCredentialPending",
-                  "mimsChallengeOrigin", "mimsQnaMustChange", "pwdPolicySubentry", "entryCSN"]
+                  "-E", "pr=1000/noprompt", f"(mimsSchoolCode={SCHOOL})", *STATE_ATTRS]
         t_search = timed(lambda: subprocess.run(search, check=True, capture_output=True,
                                                 env=env))
 

@@ -169,8 +169,13 @@ class ReplicationConfig:
     retry: str = "5 10 30 +"
 
     def validate(self, path: str) -> None:
-        if self.server_id and not 1 <= self.server_id <= 4095:
-            raise ConfigError(f"{path}.server_id: between 1 and 4095")
+        from mimsdir.posix import ID_STRIDE
+
+        # slapd takes 1..4095; uidNumber/gidNumber values are interleaved by server id
+        # (mimsdir/posix.py), which leaves room for ID_STRIDE - 1 providers.
+        if self.server_id and not 1 <= self.server_id < ID_STRIDE:
+            raise ConfigError(f"{path}.server_id: between 1 and {ID_STRIDE - 1} (uid and gid "
+                              f"numbers are partitioned by server id, docs/directory.md)")
         if self.peers and not self.server_id:
             raise ConfigError(f"{path}.server_id: needed when peers are listed")
         for peer in self.peers:
@@ -334,6 +339,36 @@ class SyncConfig:
             raise ConfigError(f"{path}.window: between 1 and 1024")
         if self.retries < 0:
             raise ConfigError(f"{path}.retries: cannot be negative")
+
+
+@dataclass(frozen=True)
+class PosixConfig:
+    """What students and staff carry for device sign-in (posixAccount, mimsdir/posix.py)."""
+
+    # {school} is the school code, {uid} the student (or staff) ID, both lower-case.
+    home_template: str = "/home/{school}/{uid}"
+    # Staff: {school} is their school code, or "staff" when they have none.
+    staff_home_template: str = "/home/staff/{uid}"
+    shell: str = "/bin/bash"
+    # The first uidNumber and gidNumber handed out; numbers are first + n * 64 + server id.
+    uid_min: int = 1000000
+    gid_min: int = 900000
+
+    def validate(self, path: str) -> None:
+        from mimsdir.posix import MIN_FIRST_ID, shell_problem, template_problem
+
+        for key in ("home_template", "staff_home_template"):
+            problem = template_problem(getattr(self, key))
+            if problem:
+                raise ConfigError(f"{path}.{key}: {problem}, got {getattr(self, key)!r}")
+        problem = shell_problem(self.shell)
+        if problem:
+            raise ConfigError(f"{path}.shell: {problem}, got {self.shell!r}")
+        for key in ("uid_min", "gid_min"):
+            value = getattr(self, key)
+            if not MIN_FIRST_ID <= value <= 2_000_000_000:
+                raise ConfigError(f"{path}.{key}: between {MIN_FIRST_ID} (above every "
+                                  f"device's local ids) and 2000000000, got {value}")
 
 
 @dataclass(frozen=True)
@@ -553,6 +588,7 @@ class Config:
     cli: CliConfig = field(default_factory=CliConfig)
     portal: PortalConfig = field(default_factory=PortalConfig)
     oidc: OidcConfig = field(default_factory=OidcConfig)
+    posix: PosixConfig = field(default_factory=PosixConfig)
     # The folder the config file lives in: relative paths in it are relative to this.
     base_path: str = "."
 

@@ -22,6 +22,7 @@ from ldap.controls import (
 )
 from ldap.controls.libldap import AssertionControl
 from ldap.controls.ppolicy import PasswordPolicyControl
+from ldap.controls.readentry import PostReadControl
 from ldap.controls.simple import ProxyAuthzControl, RelaxRulesControl
 
 from mimsdir.errors import (
@@ -363,6 +364,22 @@ class Conn:
         with attempting(doing):
             self.lo.modify_ext_s(dn, modlist, serverctrls=[*ctrls, *self._proxy] or None)
 
+    def increment(self, dn: str, attr: str, by: int, read_attrs: Sequence[str],
+                  doing: str) -> Attrs:
+        """Raise an INTEGER attribute by ``by`` (RFC 4525 Modify-Increment) and return
+        ``read_attrs`` of the entry as that very modify left it (RFC 4527 post-read): slapd
+        applies the increment atomically, so two callers never see the same value."""
+        ctrl = PostReadControl(True, list(read_attrs))
+        with attempting(doing):
+            msgid = self.lo.modify_ext(dn, [(ldap.MOD_INCREMENT, attr, [str(by).encode()])],
+                                       serverctrls=[ctrl, *self._proxy])
+            _, _, _, ctrls = self.lo.result3(
+                msgid, resp_ctrl_classes={PostReadControl.controlType: PostReadControl})
+        for c in ctrls or ():
+            if isinstance(c, PostReadControl):
+                return dict(c.entry)
+        raise DirectoryError(f"{doing}: the directory did not return the entry (post-read)")
+
     def delete(self, dn: str, doing: str) -> None:
         with attempting(doing):
             self.lo.delete_ext_s(dn, serverctrls=self._proxy or None)
@@ -527,6 +544,9 @@ def _already_done(op: Op, exc: ldap.LDAPError) -> bool:
         return isinstance(exc, ldap.ALREADY_EXISTS)
     if op.kind == "delete":
         return isinstance(exc, ldap.NO_SUCH_OBJECT)
+    if op.kind == "modify" and any(m[0] == ldap.MOD_ADD for m in op.payload):
+        # A modify is all or nothing: a value it adds being there already means it landed.
+        return isinstance(exc, ldap.TYPE_OR_VALUE_EXISTS)
     if op.kind == "passwd":
         # The same password again: "in history" / "not being changed" means it is set.
         return isinstance(exc, ldap.CONSTRAINT_VIOLATION)

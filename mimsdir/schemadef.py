@@ -121,6 +121,11 @@ ATTRIBUTES: tuple[AttributeDef, ...] = (
     # 40 on: portal state.
     AttributeDef(34, "mimsAppIdTokenAlg", "OIDC: how the ID token is signed, RS256 or ES256",
                  IA5_STRING, "caseExactIA5Match"),
+    # uidNumber/gidNumber allocation (ou=idpools, mimsdir/directory/idpool.py): a counter
+    # that only grows, raised with the LDAP Modify-Increment extension (RFC 4525), which
+    # slapd applies to INTEGER attributes atomically.
+    AttributeDef(35, "mimsIdNext", "the next unused index of an id pool (only ever grows)",
+                 INTEGER, "integerMatch", ordering="integerOrderingMatch"),
     AttributeDef(40, "mimsSessionLink",
                  "kind:id links of a grant (sid, family, code) for revoking together",
                  IA5_STRING, "caseExactIA5Match", single=False),
@@ -159,6 +164,21 @@ OBJECT_CLASSES: tuple[ObjectClassDef, ...] = (
              "mimsAppPairwise", "mimsAppAllowLevel", "mimsAppAllowSchool", "mimsAppAllowRole",
              "mimsAppSamlEntityId", "mimsAppSamlMetadata", "mimsAppIdTokenAlg", "description"),
         kind="STRUCTURAL",
+    ),
+    ObjectClassDef(
+        5, "mimsIdPool",
+        "a counter under ou=idpools from which uidNumber or gidNumber values are handed out: "
+        "cn=uid-<server id>, cn=gid-<server id>, or cn=probe",
+        must=("cn", "mimsIdNext"),
+        may=("description",),
+        kind="STRUCTURAL",
+    ),
+    ObjectClassDef(
+        6, "mimsDevice",
+        "the device account of one school, cn=device-<code>,ou=services (auxiliary to "
+        "applicationProcess): it sees the people of its school only",
+        must=("mimsSchoolCode",),
+        may=(),
     ),
 )
 

@@ -167,22 +167,45 @@ class Factory:
     school: str = field(default_factory=lambda: "T" + uuid.uuid4().hex[:8].upper())
     created: list[str] = field(default_factory=list)
     admin_members: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
 
     def _tag(self) -> str:
         return f"{os.getpid()}x{next(_counter)}"
 
+    def posix(self, uid: str, staff: bool = False) -> dict[str, list[bytes]]:
+        """posixAccount attributes with numbers from the real pools (as the host's root):
+        the test school's group (added once) or the staff group."""
+        from mimsdir.directory.idpool import UID, Group, Pools, ensure_groups, reserve
+        from mimsdir.posix import STAFF_GROUP, home_directory, school_group
+
+        p = self.cfg.posix
+        pools = Pools(self.dns, p.uid_min, p.gid_min)
+        group = STAFF_GROUP if staff else school_group(self.school)
+        gids = ensure_groups(self.root, pools, [Group(group, "a test group")])
+        if not staff and self.dns.posix_group(group) not in self.groups:
+            self.groups.append(self.dns.posix_group(group))
+        (number,) = reserve(self.root, pools, UID, 1)
+        template = p.staff_home_template if staff else p.home_template
+        return {"uidNumber": [str(number).encode()], "gidNumber": [str(gids[group]).encode()],
+                "homeDirectory": [home_directory(template, uid, self.school).encode()],
+                "loginShell": [p.shell.encode()]}
+
     def teacher(self, class_name: str = "4A", password: str = "Teacher-pass-1",
-                name: str | None = None) -> Person:
+                name: str | None = None, posix: bool = False) -> Person:
         uid = f"TCH{self._tag()}"
         dn = f"uid={uid},{self.dns.staff}"
         mail = f"{uid.lower()}@staff.test.sg"
-        self.root.add(dn, {
+        entry = {
             "objectClass": [b"inetOrgPerson", b"mimsStaff"], "uid": [uid.encode()],
             "cn": [(name or f"Teacher {uid}").encode()], "sn": [b"Teacher"],
             "mail": [mail.encode()],
             "mimsSchoolCode": [self.school.encode()], "mimsClass": [class_name.encode()],
             "pwdPolicySubentry": [self.dns.policy("staff").encode()],
-        }, "adding a test teacher")
+        }
+        if posix:
+            entry["objectClass"].append(b"posixAccount")
+            entry.update(self.posix(uid, staff=True))
+        self.root.add(dn, entry, "adding a test teacher")
         self.created.append(dn)
         self.root.set_password(dn, password)
         self._clear_reset(dn)
@@ -197,7 +220,7 @@ class Factory:
 
     def student(self, level: str = "P4", class_name: str = "4A", teacher: Person | None = None,
                 password: str | None = "Student-pw-1", status: str = "active",
-                **attrs: list[bytes]) -> Person:
+                posix: bool = False, **attrs: list[bytes]) -> Person:
         uid = f"S{self._tag()}"
         dn = self.dns.student(uid)
         mail = f"{uid.lower()}@students.test.sg"
@@ -210,6 +233,9 @@ class Factory:
         }
         if teacher is not None:
             entry["mimsFormTeacher"] = [teacher.dn.encode()]
+        if posix:
+            entry["objectClass"].append(b"posixAccount")
+            entry.update(self.posix(uid))
         entry.update(attrs)
         self.root.add(dn, entry, "adding a test student")
         self.created.append(dn)
@@ -228,7 +254,7 @@ class Factory:
             with contextlib.suppress(MimsError):
                 self.root.modify(self.dns.admins, [(ldap.MOD_DELETE, "member", [dn.encode()])],
                                  "removing an ICT admin")
-        for dn in reversed(self.created):
+        for dn in [*reversed(self.created), *self.groups]:
             with contextlib.suppress(MimsError):
                 self.root.delete(dn, "deleting a test entry")
 

@@ -3,6 +3,7 @@ slapd, the directory read back."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -79,8 +80,14 @@ def school_entries(cfg: Config, school: str) -> dict[str, dict[str, list[str]]]:
 
 
 def delete_school(cfg: Config, school: str) -> None:
+    """The school's students and its posix group (their numbers stay burnt)."""
+    from mimsdir.errors import NotFound
+    from mimsdir.posix import school_group
+
     dns = Dns(cfg.ldap.base_dn)
     with root_conn(cfg) as c:
         for dn, _ in c.search(dns.students, ldap.SCOPE_ONELEVEL, f"(mimsSchoolCode={school})",
                               ["1.1"], "cleanup"):
             c.delete(dn, "cleanup")
+        with contextlib.suppress(NotFound):
+            c.delete(dns.posix_group(school_group(school)), "cleanup")

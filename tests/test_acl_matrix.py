@@ -38,6 +38,7 @@ class World:
     other_student: Person
     admin: Person
     app_dn: str = ""
+    group_dn: str = ""
 
 
 def _read(c: Conn, dn: str, attr: str, filterstr: str = "(objectClass=*)") -> bool:
@@ -78,9 +79,50 @@ def op_search_by_mail(c: Conn, w: World) -> bool:
     return any(dn.lower() == w.target.dn.lower() for dn, _ in res)
 
 
+def op_search_posix(c: Conn, w: World) -> bool:
+    """SSSD's user look-up: objectClass and uidNumber in the filter (the device must be able
+    to test both, or no filter with them matches anything)."""
+    flt = (f"(&(mail={w.target.mail.upper()})(objectclass=posixAccount)"
+           f"(&(uidNumber=*)(!(uidNumber=0))))")
+    try:
+        res = c.search(w.dns.base, ldap.SCOPE_SUBTREE, flt, ["uidNumber"], "NSS look-up")
+    except (AccessDenied, NotFound):
+        return False
+    return any(dn.lower() == w.target.dn.lower() and first(a, "uidNumber") for dn, a in res)
+
+
+# The device (docs/devices.md): exactly what nslcd and SSSD read to sign a student in
+# (object classes, uid, mail, cn, status, the posixAccount attributes, the school group) and
+# nothing else: no level, class, form teacher, answers, lockout state, id pools, admins.
 OPS: dict[str, tuple[Callable[[Conn, World], bool], set[str]]] = {
     "search_by_mail": (op_search_by_mail,
                        {"self", "device", "sspr", "sync", "teacher", "admin"}),
+    "search_posix_account": (op_search_posix,
+                             {"self", "device", "sspr", "sync", "teacher", "admin"}),
+    "read_posix": (lambda c, w: all(_read(c, w.target.dn, a) for a in (
+        "uidNumber", "gidNumber", "homeDirectory", "loginShell")),
+        {"self", "device", "sspr", "sync", "teacher", "admin"}),
+    "read_class": (lambda c, w: _read(c, w.target.dn, "mimsClass"),
+                   {"self", "sspr", "sync", "teacher", "admin"}),
+    "read_form_teacher": (lambda c, w: _read(c, w.target.dn, "mimsFormTeacher"),
+                          {"self", "sspr", "sync", "teacher", "admin"}),
+    "read_lockout_state": (lambda c, w: _read_failures(c, w),
+                           {"self", "sspr", "sync", "teacher", "admin"}),
+    "read_sspr_backoff": (lambda c, w: _read(c, w.target.dn, "mimsSsprFailures"),
+                          {"self", "sspr", "sync", "teacher", "admin"}),
+    "write_posix": (
+        lambda c, w: _write(lambda: c.modify(w.target.dn, [(ldap.MOD_REPLACE, "loginShell",
+                                                            [b"/bin/sh"])], "w")),
+        {"sync", "admin"}),
+    "read_school_group": (lambda c, w: _read(c, w.group_dn, "gidNumber"),
+                          {"device", "sync", "admin"}),
+    "add_school_group": (lambda c, w: _try_add_group(c, w), {"sync", "admin"}),
+    "read_id_pool": (lambda c, w: _read(c, w.dns.idpool("probe"), "mimsIdNext"),
+                     {"sync", "admin"}),
+    "read_staff_posix": (lambda c, w: _read(c, w.teacher.dn, "uidNumber"),
+                         {"device", "sspr", "sync", "teacher", "other_teacher", "admin"}),
+    "read_staff_class": (lambda c, w: _read(c, w.teacher.dn, "mimsClass"),
+                         {"sspr", "sync", "teacher", "other_teacher", "admin"}),
     "read_cn": (lambda c, w: _read(c, w.target.dn, "cn"),
                 {"self", "device", "sspr", "sync", "teacher", "admin"}),
     "read_status": (lambda c, w: _read(c, w.target.dn, "mimsAccountStatus"),
@@ -223,6 +265,24 @@ def _try_delete_app(c: Conn, w: World) -> bool:
     return _write(lambda: c.delete(victim, "deleting an app"))
 
 
+def _read_failures(c: Conn, w: World) -> bool:
+    """A wrong password first (a right one, "self" signing in, clears the failures)."""
+    with Conn(w.make.cfg.ldap.uri) as other:
+        other.bind_ppolicy(w.target.dn, "not-the-password")
+    return _read(c, w.target.dn, "pwdFailureTime")
+
+
+def _try_add_group(c: Conn, w: World) -> bool:
+    name = f"acl-test-{next(_added)}-{w.make.school.lower()}"
+    dn = w.dns.posix_group(name)
+    ok = _write(lambda: c.add(dn, {"objectClass": [b"posixGroup"], "cn": [name.encode()],
+                                   "gidNumber": [str(3_000_000 + next(_added)).encode()]},
+                              "adding a group"))
+    if ok:
+        w.make.created.append(dn)
+    return ok
+
+
 def _try_delete(c: Conn, w: World, status: str) -> bool:
     victim = w.make.student(level="P3", password=None, status=status)
     return _write(lambda: c.delete(victim.dn, "deleting"))
@@ -244,13 +304,14 @@ def _connect(role: str, w: World, cfg) -> Conn:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def world(make: Factory, dns: Dns) -> World:
-    teacher = make.teacher("4A")
+    teacher = make.teacher("4A", posix=True)
     other_teacher = make.teacher("4B")
-    target = make.student(level="P4", class_name="4A", teacher=teacher,
+    target = make.student(level="P4", class_name="4A", teacher=teacher, posix=True,
                           mimsChallenge=[b"q1$secret-hash"], mimsSsprFailures=[b"2"])
     other = make.student(level="P4", class_name="4B", teacher=other_teacher)
     w = World(make, dns, target, teacher, other_teacher, other, make.admin())
     w.app_dn = _add_app(w)
+    w.group_dn = make.groups[0]
     return w
 
 

@@ -21,6 +21,11 @@ NEEDED = {
     "entryCSN": {"eq"},           # syncrepl
     "entryUUID": {"eq"},
     "mimsAppSamlEntityId": {"eq"},  # SAML: which app an AuthnRequest's issuer is
+    # Device NSS: getent passwd <number> (ls -l), the primary group, id's group list. The
+    # device may examine at most 100 entries per search: unindexed, these would be refused.
+    "uidNumber": {"eq"},
+    "gidNumber": {"eq"},
+    "memberUid": {"eq"},
 }
 
 

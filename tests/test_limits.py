@@ -1,5 +1,7 @@
-"""Size limits: services and ICT admins page through every student (olcLimits); anyone else
-gets slapd's global limit of 500 entries per search."""
+"""Size limits: services and ICT admins page through every student (olcLimits); the device
+looks people up one at a time and may not list them (its own limits: tests/test_device_nss.py
+has the look-ups that must work); anyone else gets slapd's global limit of 500 entries per
+search."""
 
 from __future__ import annotations
 
@@ -53,7 +55,20 @@ def test_ict_admin_pages_through_every_student(slapd, make, big_school) -> None:
         assert count(c, big_school) == N
 
 
-def test_others_hit_the_global_limit(slapd, big_school) -> None:  # type: ignore[no-untyped-def]
-    # The device may read uid (it may not see mimsSchoolCode at all).
-    with service_conn(slapd, "device") as c, pytest.raises(MimsError, match="SIZELIMIT"):
+def test_the_device_cannot_list_a_school(slapd, big_school) -> None:  # type: ignore[no-untyped-def]
+    # The device may read uid (it may not see mimsSchoolCode at all); a listing of 620
+    # students is refused before any is sent (size.unchecked), paged or not.
+    with service_conn(slapd, "device") as c, pytest.raises(MimsError, match="ADMINLIMIT"):
         count(c, big_school, by="uid")
+    with service_conn(slapd, "device") as c, pytest.raises(MimsError, match="ADMINLIMIT"):
+        c.search("ou=students,dc=mims,dc=example", ldap.SCOPE_ONELEVEL, f"(uid={big_school}*)",
+                 ["1.1"], "listing")
+
+
+def test_everyone_else_has_the_global_limit(slapd, root) -> None:  # type: ignore[no-untyped-def]
+    """Teachers and students see too few entries to reach it: read it from cn=config."""
+    res = root.search("cn=config", ldap.SCOPE_BASE, "(objectClass=*)", ["olcSizeLimit"], "r")
+    assert res[0][1]["olcSizeLimit"] == [b"500"]
+    res = root.search("olcDatabase={-1}frontend,cn=config", ldap.SCOPE_BASE, "(objectClass=*)",
+                      ["olcSizeLimit"], "r")
+    assert res[0][1]["olcSizeLimit"] == [b"500"]

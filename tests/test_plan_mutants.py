@@ -47,6 +47,8 @@ def scenario(other_school: bool = False):  # type: ignore[no-untyped-def]
         student(19, level="P6", cls="6A", given="kid"),                     # update: cn case
         student(22, level="P4", cls="4A"),                                  # move: school only
         student(23, level="P4", cls="4A"),                                  # reissue
+        student(25, level="P3", cls="3A"),                                  # backfill
+        student(26, level="P3", cls="3A"),                                  # update: shell
     ]
     if other_school:
         rows.append(student(20, school="B"))
@@ -75,6 +77,8 @@ def scenario(other_school: bool = False):  # type: ignore[no-untyped-def]
         as_dir(student(23, level="P4", cls="4A"), credential_pending=True),
         replace(as_dir(student(24, level="P5", cls="5C")), class_name=None, mail=None,
                 cn=None),                                                   # disable, bare
+        as_dir(rows[14], posix=False),                                      # no posixAccount
+        as_dir(rows[15], login_shell="/bin/sh"),                            # old shell
         as_dir(student(21, school="B")),                                    # out of scope
     ]
     return roster(rows, errors), state(current)

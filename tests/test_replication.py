@@ -244,3 +244,131 @@ def test_no_replicator_password_in_clear_when_starttls_fails(tmp_path: Path) -> 
         server.down(a)
         peer.close()
     assert "bind" not in peer.requests, peer.requests
+
+
+# -- uid/gid numbers on two providers (mimsdir/directory/idpool.py) ---------------------------
+def _pools(cfg):  # type: ignore[no-untyped-def]
+    from mimsdir.directory.idpool import Pools
+
+    return Pools(Dns(cfg.ldap.base_dn), cfg.posix.uid_min, cfg.posix.gid_min)
+
+
+def _counter(cfg, name: str) -> int | None:  # type: ignore[no-untyped-def]
+    with server.root_conn(cfg) as c:
+        entry = c.get(Dns(cfg.ldap.base_dn).idpool(name), ["mimsIdNext"], "reading a counter")
+    return int(entry["mimsIdNext"][0]) if entry else None
+
+
+def _has_probe(cfg) -> bool:  # type: ignore[no-untyped-def]
+    return _counter(cfg, "probe") is not None
+
+
+def _add_people(cfg, prefix: str, numbers: list[int]) -> None:  # type: ignore[no-untyped-def]
+    dns = Dns(cfg.ldap.base_dn)
+    with server.root_conn(cfg) as c:
+        for i, n in enumerate(numbers):
+            uid = f"{prefix}{i:03d}"
+            c.add(dns.student(uid), {
+                "objectClass": [b"inetOrgPerson", b"mimsStudent", b"posixAccount"],
+                "uid": [uid.encode()], "cn": [b"Kid"], "sn": [b"Kid"],
+                "mimsSchoolCode": [b"REPL"], "mimsLevel": [b"P3"],
+                "mimsAccountStatus": [b"active"], "uidNumber": [str(n).encode()],
+                "gidNumber": [b"900000"], "homeDirectory": [f"/home/repl/{uid}".encode()],
+            }, "adding a student with a reserved number")
+
+
+def _numbers(cfg) -> list[int]:  # type: ignore[no-untyped-def]
+    with server.root_conn(cfg) as c:
+        res = c.search(Dns(cfg.ldap.base_dn).base, ldap.SCOPE_SUBTREE,
+                       "(objectClass=posixAccount)", ["uidNumber"], "reading every uidNumber")
+    return sorted(int(first(a, "uidNumber") or 0) for _, a in res)
+
+
+def test_two_providers_reserving_at_once_never_hand_out_a_number_twice(pair) -> None:  # type: ignore[no-untyped-def]
+    """Four callers on each provider reserve uid numbers (and add groups) at the same time,
+    long before replication can settle between them: every number is handed out once, each
+    provider's from its own partition (uid_min + k * 64 + server id), and afterwards both
+    providers hold both counters."""
+    import threading
+
+    from mimsdir.directory.idpool import UID, Group, ensure_groups, reserve
+    from mimsdir.posix import ID_STRIDE
+    from tests.conftest import service_conn
+
+    a, b = pair
+    wait_for("the id pools on B", lambda: _has_probe(b))
+    got: dict[int, list[int]] = {1: [], 2: []}
+    gids: dict[int, list[int]] = {1: [], 2: []}
+    errors: list[Exception] = []
+    lock = threading.Lock()
+    start = threading.Barrier(8)
+
+    def worker(cfg, sid: int, k: int) -> None:  # type: ignore[no-untyped-def]
+        try:
+            with service_conn(cfg, "sync") as c:
+                start.wait()
+                for i in range(15):
+                    numbers = reserve(c, _pools(cfg), UID, 1 + (i * 3 + k) % 5)
+                    with lock:
+                        got[sid].extend(numbers)
+                group = ensure_groups(c, _pools(cfg), [Group(f"g-{sid}-{k}", "test")])
+                with lock:
+                    gids[sid].extend(group.values())
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(cfg, sid, k))
+               for cfg, sid in ((a, 1), (b, 2)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    every = got[1] + got[2]
+    assert len(every) == 2 * sum(1 + (i * 3 + k) % 5 for k in range(4) for i in range(15))
+    assert len(set(every)) == len(every)
+    assert all((n - a.posix.uid_min) % ID_STRIDE == 1 for n in got[1])
+    assert all((n - a.posix.uid_min) % ID_STRIDE == 2 for n in got[2])
+    all_gids = gids[1] + gids[2]
+    assert len(set(all_gids)) == len(all_gids) == 8
+    assert all((n - a.posix.gid_min) % ID_STRIDE == sid for sid in (1, 2) for n in gids[sid])
+    # Replication settles: each provider holds the other's counters, as they last were.
+    for name in ("uid-1", "uid-2", "gid-1", "gid-2"):
+        wait_for(f"{name} in step", lambda n=name: _counter(a, n) == _counter(b, n) is not None)
+
+
+def test_a_provider_cut_off_from_the_other_still_hands_out_only_new_numbers(pair) -> None:  # type: ignore[no-untyped-def]
+    """A network partition, made deterministic: A reserves and uses numbers while B is down;
+    then B runs alone, from a copy that never saw them, and reserves and uses fewer. When
+    both are back, the directory holds no number twice, and each goes on above what it
+    handed out (a counter shared by both would now be at B's lower value: replication keeps
+    the later write)."""
+    from mimsdir.directory.idpool import UID, reserve
+    from tests.conftest import service_conn
+
+    a, b = pair
+    wait_for("the id pools on B", lambda: _has_probe(b))
+    with service_conn(b, "sync") as c:  # B's counter exists and has replicated to A
+        reserve(c, _pools(b), UID, 1)
+    wait_for("B's counter on A", lambda: _counter(a, "uid-2") == _counter(b, "uid-2"))
+
+    server.down(b)
+    with service_conn(a, "sync") as c:
+        on_a = reserve(c, _pools(a), UID, 10)
+    _add_people(a, "PARTA", on_a)
+    server.down(a)
+    server.up(b)  # alone: A is down, so B never hears of A's numbers
+    with service_conn(b, "sync") as c:
+        on_b = reserve(c, _pools(b), UID, 4)
+    _add_people(b, "PARTB", on_b)
+    server.up(a)
+
+    wait_for("both partitions' students on both", lambda: len(_numbers(a)) == 14
+             and _numbers(a) == _numbers(b), timeout=60)
+    assert len(set(_numbers(a))) == 14
+    with service_conn(a, "sync") as c:
+        more_a = reserve(c, _pools(a), UID, 5)
+    with service_conn(b, "sync") as c:
+        more_b = reserve(c, _pools(b), UID, 5)
+    assert not set(more_a + more_b) & set(on_a + on_b)
+    assert min(more_a) > max(on_a) and min(more_b) > max(on_b)

@@ -1,5 +1,8 @@
 """The same school in three roster formats makes the same directory; and the demo school after
-a sync matches a golden LDIF (OpenLDAP's own test habit: dump sorted, compare)."""
+a sync matches a golden LDIF (OpenLDAP's own test habit: dump sorted, compare), posix shape
+included: each uidNumber is shown as its place in the run's one reservation and each
+gidNumber as the group it is the number of (the raw values depend on what ran before; they
+are checked apart)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import ldap
 import ldif
 import pytest
 
+from mimsdir.directory.idpool import read_groups
 from mimsdir.directory.server import root_conn
 from mimsdir.directory.slapdconf import Dns
 from mimsdir.roster import read_roster
@@ -28,7 +32,10 @@ VOLATILE = {"userpassword", "entryuuid", "entrycsn", "createtimestamp", "modifyt
 
 
 def comparable(entries: dict[str, dict[str, list[str]]]) -> dict[str, dict[str, list[str]]]:
-    return {uid: {k: sorted(v) for k, v in e.items() if k.lower() not in VOLATILE}
+    """Without volatile attributes, and without the numbers: a school made again gets new
+    ones (the old ones are burnt)."""
+    return {uid: {k: sorted(v) for k, v in e.items()
+                  if k.lower() not in VOLATILE and k.lower() not in ("uidnumber", "gidnumber")}
             for uid, e in entries.items()}
 
 
@@ -54,7 +61,12 @@ def test_three_formats_make_the_same_directory(slapd, tmp_path) -> None:  # type
             r = run_sync(slapd, path, "--format", fmt, tmp=tmp_path)
             assert r.code == 0, r.result.output
             assert r.report["planned"]["create"] == len(students)
-            made[fmt] = comparable(school_entries(slapd, school))
+            entries = school_entries(slapd, school)
+            with root_conn(slapd) as c:
+                gid = read_groups(c, Dns(slapd.ldap.base_dn))[f"school-{school.lower()}"]
+            assert all(e["uidNumber"][0].isdigit() and e["gidNumber"] == [str(gid)]
+                       for e in entries.values())
+            made[fmt] = comparable(entries)
             delete_school(slapd, school)
     finally:
         delete_school(slapd, school)
@@ -64,16 +76,33 @@ def test_three_formats_make_the_same_directory(slapd, tmp_path) -> None:  # type
 
 
 def _dump(cfg, school: str) -> str:  # type: ignore[no-untyped-def]
+    """The school's students and its posix group, sorted, numbers shown by what they are."""
+    from mimsdir.posix import ID_STRIDE, school_group
+
     dns = Dns(cfg.ldap.base_dn)
     with root_conn(cfg) as c:
         res = c.search(dns.students, ldap.SCOPE_ONELEVEL, f"(mimsSchoolCode={school})",
                        ["*", "+"], "dumping the school")
+        res += c.search(dns.posix_group(school_group(school)), ldap.SCOPE_BASE,
+                        "(objectClass=*)", ["*", "+"], "dumping the school's group")
+        groups = {v: k for k, v in read_groups(c, dns).items()}
+    # One sync reserves every new student's number at once, in the order of its writes
+    # (by uid): consecutive numbers of this provider (server 0), nothing shared.
+    numbers = sorted(int(a["uidNumber"][0]) for _, a in res if "uidNumber" in a)
+    first = numbers[0]
+    assert numbers == [first + ID_STRIDE * k for k in range(len(numbers))]
+    assert (first - cfg.posix.uid_min) % ID_STRIDE == 0
     import io
 
     out = io.StringIO()
     w = ldif.LDIFWriter(out, cols=1000)
     for dn, attrs in sorted(res, key=lambda e: e[0].lower()):
         keep = {k: sorted(v) for k, v in sorted(attrs.items()) if k.lower() not in VOLATILE}
+        if "uidNumber" in keep:
+            k = (int(keep["uidNumber"][0]) - first) // ID_STRIDE
+            keep["uidNumber"] = [f"(number {k} of the reservation)".encode()]
+        if "gidNumber" in keep:
+            keep["gidNumber"] = [f"(gidNumber of {groups[int(keep['gidNumber'][0])]})".encode()]
         w.unparse(dn, keep)
     return out.getvalue()
 

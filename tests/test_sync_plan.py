@@ -8,16 +8,29 @@ from datetime import UTC, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mimsdir.config import PosixConfig
 from mimsdir.directory.slapdconf import Dns
+from mimsdir.posix import home_directory, school_group
 from mimsdir.roster import Roster, RosterStudent, RowError
 from mimsdir.sync import guards
 from mimsdir.sync.model import DISABLE, PROMOTE, DirStudent, Plan
-from mimsdir.sync.plan import DirectoryState, apply_to_state, desired, plan_sync
+from mimsdir.sync.plan import (
+    DirectoryState,
+    apply_to_state,
+    assign_numbers,
+    desired,
+    groups_after,
+    numbers_needed,
+    plan_sync,
+)
 
 DNS = Dns("dc=mims,dc=example")
 NOW = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
 TEACHERS = {"t1@staff.sg": "uid=T1,ou=staff,dc=mims,dc=example",
             "t2@staff.sg": "uid=T2,ou=staff,dc=mims,dc=example"}
+POSIX = PosixConfig()
+#: The school groups that exist in these tests' directory (school C has none yet).
+GROUPS = {school_group("A"): "900000", school_group("B"): "900064"}
 
 
 def student(i: int, school: str = "A", level: str = "P4", cls: str = "4A",
@@ -40,21 +53,29 @@ def roster(students: list[RosterStudent], errors: tuple[RowError, ...] = (),
 
 
 def as_dir(r: RosterStudent, **over: object) -> DirStudent:
+    """The student as the directory holds it after a sync of ``r``: posix attributes too (a
+    uidNumber derived from the id; ``posix=False`` in ``over`` makes one to back-fill)."""
     want = desired(r, DNS, TEACHERS)
     base = DirStudent(uid=r.student_id, dn=DNS.student(r.student_id), school=r.school_code,
                       level=r.level, status="active", mail=r.email,
                       given_name=want["givenName"], family_name=want["sn"], cn=want["cn"],
                       class_name=r.class_name, form_teacher_dn=want.get("mimsFormTeacher"),
-                      policy_dn=want["pwdPolicySubentry"])
+                      policy_dn=want["pwdPolicySubentry"], posix=True,
+                      uid_number=str(1000000 + 64 * int(r.student_id[1:])),
+                      gid_number=GROUPS.get(school_group(r.school_code)),
+                      home=home_directory(POSIX.home_template, r.student_id, r.school_code),
+                      login_shell=POSIX.shell)
+    if over.get("posix") is False:
+        over = {"uid_number": None, "gid_number": None, "home": None, "login_shell": None, **over}
     from dataclasses import replace
 
     return replace(base, **over)  # type: ignore[arg-type]
 
 
-def state(students: list[DirStudent]) -> DirectoryState:
+def state(students: list[DirStudent], groups: dict[str, str] | None = None) -> DirectoryState:
     return DirectoryState(students={s.uid.lower(): s for s in students},
                           mail_owners={s.mail.lower(): s.uid for s in students if s.mail},
-                          teachers=TEACHERS)
+                          teachers=TEACHERS, groups=GROUPS if groups is None else groups)
 
 
 def plan(r: Roster, st_: DirectoryState, **kw: object) -> Plan:
@@ -118,17 +139,27 @@ LEVELS = ("P1", "P2", "P3", "P4", "P5", "P6")
 roster_student = st.builds(
     lambda i, school, level, cls, teacher, given, status: student(
         i, school=school, level=level, cls=cls, teacher=teacher, given=given, status=status),
-    i=st.integers(0, 30), school=st.sampled_from(("A", "B")), level=st.sampled_from(LEVELS),
+    # School C has no posix group yet: its first students make the sync add one.
+    i=st.integers(0, 30), school=st.sampled_from(("A", "B", "C")), level=st.sampled_from(LEVELS),
     cls=st.sampled_from(("1A", "4B", "6C")), teacher=st.sampled_from((None, *TEACHERS)),
     given=st.sampled_from(("Kid", "Wei Ling", "Zoë")),
     status=st.sampled_from(("active", "active", "active", "left")),
 )
 dir_student = st.builds(
-    lambda r, status, pending: as_dir(r, status=status, credential_pending=pending,
-                                      left_at="20200101000000Z" if status == "left" else None),
-    r=roster_student, status=st.sampled_from(("active", "left", "disabled")),
-    pending=st.booleans(),
+    lambda r, status, pending, posix: as_dir(r, status=status, credential_pending=pending,
+                                             left_at="20200101000000Z" if status == "left"
+                                             else None, posix=posix),
+    r=roster_student.filter(lambda r: r.school_code != "C"),
+    status=st.sampled_from(("active", "left", "disabled")),
+    pending=st.booleans(), posix=st.booleans(),
 )
+
+
+def assigned(p: Plan, first: int = 5_000_000) -> Plan:
+    """The plan with numbers, as apply reserves them (fake, distinct)."""
+    count, groups = numbers_needed(p)
+    return assign_numbers(p, [first + 64 * i for i in range(count)],
+                          {g.uid: 800_000 + 64 * i for i, g in enumerate(groups)})
 
 
 def _unique(items: list, key) -> list:  # type: ignore[no-untyped-def]
@@ -149,7 +180,7 @@ def test_plan_then_apply_yields_roster_and_replanning_is_a_no_op(rows, current, 
     current = _unique(current, lambda s: s.uid)
     r = roster(rows)
     st0 = state(current)
-    p = plan(r, st0, purge=purge)
+    p = assigned(plan(r, st0, purge=purge))
     after = apply_to_state(p, st0.students)
     # The roster's active students are in the directory exactly as the roster says...
     for row_ in rows:
@@ -162,6 +193,13 @@ def test_plan_then_apply_yields_roster_and_replanning_is_a_no_op(rows, current, 
         assert got is not None
         assert got.level == row_.level and got.school == row_.school_code
         assert got.class_name == row_.class_name and got.mail == row_.email
+        # ...with the posix shape: a number of their own (kept if they had one), the
+        # school's group, the home of the template...
+        assert got.posix and got.uid_number and got.uid_number.isdigit()
+        if before is not None and before.uid_number:
+            assert got.uid_number == before.uid_number
+        assert got.gid_number == groups_after(p, st0.groups)[f"school-{row_.school_code.lower()}"]
+        assert got.home == f"/home/{row_.school_code.lower()}/{row_.student_id.lower()}"
         if before is None or before.status != "disabled":
             assert got.status == "active"
         else:
@@ -175,8 +213,11 @@ def test_plan_then_apply_yields_roster_and_replanning_is_a_no_op(rows, current, 
     for key, s in st0.students.items():
         if s.school not in r.schools and key not in {x.student_id.lower() for x in rows}:
             assert after[key] == s
+    # ...no two students share a uidNumber...
+    numbers = [s.uid_number for s in after.values() if s.uid_number]
+    assert len(numbers) == len(set(numbers))
     # ...and planning again finds nothing to do.
-    again = plan(r, state(list(after.values())), purge=purge)
+    again = plan(r, state(list(after.values()), groups_after(p, st0.groups)), purge=purge)
     assert again.changes == [], again.changes
 
 

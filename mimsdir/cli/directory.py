@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mimsdir.cli.context import Ctx, pass_ctx
-from mimsdir.directory import loader, server
+from mimsdir.directory import devices, loader, posixfill, server
 from mimsdir.directory import tls as dirtls
 
 
@@ -147,3 +147,91 @@ def load(ctx: Ctx, ldif: Path) -> None:
     """
     added, existing = loader.load_ldif(ctx.cfg, ldif)
     click.echo(f"{ldif}: {added} added, {existing} already present")
+    if added:
+        _backfill(ctx, dry_run=False)
+
+
+@directory.command("posix-backfill")
+@click.option("--dry-run", is_flag=True, help="count who lacks them; change nothing")
+@pass_ctx
+def posix_backfill(ctx: Ctx, dry_run: bool) -> None:
+    """Give staff and students without posixAccount their uid/gid numbers, home and shell.
+
+    Staff never pass through the sync; run this after adding staff by hand, and once after
+    upgrading a directory made before the posix attributes (`directory load` runs it
+    itself). Whoever has them already is left alone: running it twice changes nothing.
+
+    \b
+    Example:
+      mimsdir directory posix-backfill --dry-run
+      mimsdir directory posix-backfill
+    """
+    _backfill(ctx, dry_run)
+
+
+def _backfill(ctx: Ctx, dry_run: bool) -> None:
+    res = posixfill.backfill(ctx.cfg, lambda: server.root_conn(ctx.cfg), dry_run=dry_run)
+    verb = "would get" if dry_run else "got"
+    click.echo(f"posix attributes: {res.staff} staff and {res.students} students {verb} them"
+               + (f" (groups: {', '.join(sorted(res.groups))})" if res.groups else ""))
+    for line in res.failures:
+        click.echo(f"  failed: {line}", err=True)
+    if res.failures:
+        raise SystemExit(1)
+
+
+@directory.group()
+def device() -> None:
+    """A school's own device account, which sees that school's people only."""
+
+
+@device.command("add")
+@click.argument("school")
+@pass_ctx
+def device_add(ctx: Ctx, school: str) -> None:
+    """Add cn=device-<school>; its password goes to <secrets_dir>/device-<school>.pw (0600).
+
+    Configure that school's devices (nslcd binddn, SSSD ldap_default_bind_dn) with it
+    instead of cn=device: they see the school's students and staff only (docs/devices.md).
+    Run again when the password file is lost: the account gets a new password.
+
+    \b
+    Example:
+      mimsdir directory device add DEMOPS
+    """
+    with server.root_conn(ctx.cfg) as conn:
+        dev, written = devices.add(ctx.cfg, conn, school)
+    what = "added" if written else "already there"
+    click.echo(f"{dev.dn}: {what}; password in {dev.password_file}")
+
+
+@device.command("remove")
+@click.argument("school")
+@pass_ctx
+def device_remove(ctx: Ctx, school: str) -> None:
+    """Remove a school's device account and its password file.
+
+    \b
+    Example:
+      mimsdir directory device remove DEMOPS
+    """
+    with server.root_conn(ctx.cfg) as conn:
+        gone = devices.remove(ctx.cfg, conn, school)
+    click.echo(f"device account of {school.upper()}: {'removed' if gone else 'not found'}")
+
+
+@device.command("list")
+@pass_ctx
+def device_list(ctx: Ctx) -> None:
+    """List the school device accounts and whether their password file is here.
+
+    \b
+    Example:
+      mimsdir directory device list
+    """
+    with server.root_conn(ctx.cfg) as conn:
+        found = devices.list_all(ctx.cfg, conn)
+    for d in found:
+        click.echo(f"{d.school:16} {d.dn}  {d.password_file if d.has_file else '(no file)'}")
+    if not found:
+        click.echo("no school device accounts (devices use cn=device)")

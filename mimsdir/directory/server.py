@@ -29,6 +29,7 @@ from mimsdir.directory.slapdconf import (
     Dns,
     decoy_entry,
     policies,
+    probe_entry,
     render_config,
     render_tree,
     service_authz,
@@ -341,6 +342,12 @@ def ensure_policies(cfg: Config) -> list[str]:
             if mods:
                 c.modify(dn, mods, f"updating the {name} policy")
                 changed.append(name)
+        probe_dn = dns.idpool("probe")
+        if not replicated and c.get(probe_dn, ["1.1"], "looking for the id pool probe") is None:
+            # A directory made before the id pools (mimsdir/directory/idpool.py).
+            c.add(probe_dn, {k: [v.encode() for v in vs] for k, vs in probe_entry().items()},
+                  "adding the id pool probe")
+            changed.append("probe")
         decoy_dn = dns.service(DECOY)
         if not replicated and c.get(decoy_dn, ["1.1"], "looking for the decoy") is None:
             # Added after its policy (above), which it names.

@@ -18,7 +18,8 @@ from mimsdir.ldapio import TLS_PRIORITY
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schema"
 
 SERVICES = ("sync", "sspr", "device", "replicator")
-OUS = ("students", "staff", "groups", "services", "policies", "sessions", "apps")
+OUS = ("students", "staff", "groups", "services", "policies", "sessions", "apps", "posixgroups",
+       "idpools")
 #: The decoy account (ou=services): see decoy_entry.
 DECOY = "decoy"
 
@@ -67,6 +68,25 @@ class Dns:
         return f"cn={escape_dn_chars(client_id)},{self.apps}"
 
     @property
+    def posixgroups(self) -> str:
+        """The posixGroups devices resolve a user's primary group with: one per school
+        (``cn=school-<code>``) and one for staff (``cn=mims-staff``)."""
+        return f"ou=posixgroups,{self.base}"
+
+    def posix_group(self, name: str) -> str:
+        from ldap.dn import escape_dn_chars
+
+        return f"cn={escape_dn_chars(name)},{self.posixgroups}"
+
+    @property
+    def idpools(self) -> str:
+        """The uidNumber/gidNumber counters (mimsdir/directory/idpool.py)."""
+        return f"ou=idpools,{self.base}"
+
+    def idpool(self, name: str) -> str:
+        return f"cn={name},{self.idpools}"
+
+    @property
     def admins(self) -> str:
         return f"cn=ict-admins,{self.groups}"
 
@@ -77,6 +97,10 @@ class Dns:
 
     def service(self, name: str) -> str:
         return f"cn={name},{self.services}"
+
+    def school_device(self, school: str) -> str:
+        """A school's own device account (mimsdir/directory/devices.py)."""
+        return self.service(f"device-{school.lower()}")
 
     def policy(self, name: str) -> str:
         return f"cn={name},{self.policies}"
@@ -110,8 +134,11 @@ def policy_for_level(level: str) -> str:
     return "lower-primary" if level.upper() in ("P1", "P2", "P3") else "upper-primary"
 
 
-def render_acl(dns: Dns) -> list[str]:
-    """The olcAccess values, in order, from ``schema/acl.in``."""
+def render_acl(dns: Dns, server_id: int = 0) -> list[str]:
+    """The olcAccess values, in order, from ``schema/acl.in``.
+
+    ``server_id`` (0 without replication) names the id pools this provider lets be written:
+    its own, never another provider's (cn=config is per provider)."""
     text = (SCHEMA_DIR / "acl.in").read_text(encoding="utf-8")
     values = {
         "base": dns.base,
@@ -122,6 +149,9 @@ def render_acl(dns: Dns) -> list[str]:
         "replicator": dns.service("replicator"),
         "decoy": dns.service(DECOY),
         "teacher": 'set="this/mimsFormTeacher & user"',
+        "school_device": (f'dn.one="{dns.services}" '
+                          'set="this/mimsSchoolCode & user/mimsSchoolCode"'),
+        "sid": str(server_id),
     }
     rules: list[str] = []
     current: list[str] = []
@@ -211,7 +241,7 @@ def render_config(cfg: Config, replicator_password: str | None = None) -> str:
     d = cfg.directory
     dns = Dns(cfg.ldap.base_dn)
     state_dir = cfg.state_dir
-    acl = render_acl(dns)
+    acl = render_acl(dns, d.replication.server_id)
     acl_lines = "\n".join(f"olcAccess: {{{i}}}{rule}" for i, rule in enumerate(acl))
     server_id_lines, syncrepl_lines = _syncrepl(cfg, dns, replicator_password)
     values = {
@@ -352,6 +382,13 @@ def decoy_entry(dns: Dns, hashed_password: str) -> dict[str, list[str]]:
             "userPassword": [hashed_password], "pwdPolicySubentry": [dns.policy(DECOY)]}
 
 
+def probe_entry() -> dict[str, list[str]]:
+    """``cn=probe,ou=idpools``: every allocation first raises it to learn, from the entryCSN
+    slapd stamps on that write, which provider it is talking to (mimsdir/directory/idpool.py)."""
+    return {"objectClass": ["mimsIdPool"], "cn": ["probe"], "mimsIdNext": ["0"],
+            "description": ["raised by every allocation: its entryCSN names the provider"]}
+
+
 def _ldif(dn: str, attrs: dict[str, list[str]]) -> str:
     return "\n".join([f"dn: {dn}"] + [f"{k}: {v}" for k, vs in attrs.items() for v in vs])
 
@@ -396,5 +433,6 @@ def render_tree(cfg: Config, service_passwords: dict[str, str]) -> str:
         lines += [f"authzTo: {v}" for v in service_authz(dns).get(name, [])]
         entries.append("\n".join(lines))
     entries.append(_ldif(dns.service(DECOY), decoy_entry(dns, service_passwords[DECOY])))
+    entries.append(_ldif(dns.idpool("probe"), probe_entry()))
     return "\n\n".join(entries) + "\n"
 

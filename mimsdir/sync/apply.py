@@ -7,6 +7,11 @@ Order of the credential steps, and why (a run can be killed between any two):
 4. Only then is ``mimsCredentialPending`` cleared.
 A run killed before step 4 leaves the flag set; the next run plans a ``reissue`` for that
 student: a new password on a new slip. No account ends with a password nobody knows.
+
+Before step 1, the numbers the plan waits for are reserved (mimsdir/directory/idpool.py): the
+school groups it adds are added, each with a new gidNumber, and one reservation takes the
+uidNumbers of every new or back-filled student. A run killed after that leaves the reserved
+numbers unused: they are never handed out again (burnt, like a purged student's).
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from pathlib import Path
 
 import ldap
 
+from mimsdir.directory.idpool import UID, Group, Pools, ensure_groups, reserve
 from mimsdir.errors import DirectoryUnavailable, MimsError
 from mimsdir.ldapio import Conn, Op, Pipeline
-from mimsdir.sync.model import CREATE, PURGE, REISSUE, Change, Plan
+from mimsdir.sync.model import CREATE, GROUP, PURGE, REISSUE, Change, Plan
+from mimsdir.sync.plan import assign_numbers, numbers_needed
 from mimsdir.wordlist import generate_default_password
 
 
@@ -37,18 +44,33 @@ class ApplyResult:
 
 def modlist(c: Change) -> list[tuple[int, str, list[bytes]]]:
     """MOD_REPLACE for every attribute (an empty list deletes): idempotent, so a write resent
-    after a dropped connection does no harm."""
-    return [(ldap.MOD_REPLACE, a.attr, [a.new.encode()] if a.new is not None else [])
-            for a in c.attrs]
+    after a dropped connection does no harm. A class (posixAccount) is added, first; a resent
+    modify that finds it there already landed (``ldapio._already_done``)."""
+    return [(ldap.MOD_ADD, a.attr, [a.new.encode()]) if a.attr == "objectClass" and a.new
+            else (ldap.MOD_REPLACE, a.attr, [a.new.encode()] if a.new is not None else [])
+            for a in sorted(c.attrs, key=lambda a: a.attr != "objectClass")]
 
 
 def add_attrs(c: Change) -> dict[str, list[bytes]]:
     attrs: dict[str, list[bytes]] = {"objectClass": [b"inetOrgPerson", b"mimsStudent"],
                                      "uid": [c.uid.encode()]}
     for a in c.attrs:
-        if a.new is not None:
+        if a.attr == "objectClass" and a.new:
+            attrs["objectClass"].append(a.new.encode())
+        elif a.new is not None:
             attrs[a.attr] = [a.new.encode()]
     return attrs
+
+
+def reserve_numbers(plan: Plan, conn: Conn, pools: Pools) -> Plan:
+    """Add the groups the plan adds and reserve the uidNumbers it waits for, then return the
+    plan with every placeholder replaced by a number (``plan.assign_numbers``)."""
+    uid_count, groups = numbers_needed(plan)
+    if not uid_count and not groups:
+        return plan
+    gids = ensure_groups(conn, pools, [Group(c.uid, c.name) for c in groups])
+    uids = reserve(conn, pools, UID, uid_count)
+    return assign_numbers(plan, uids, gids)
 
 
 def _slip_name(school: str, class_name: str, stamp: str) -> str:
@@ -59,11 +81,22 @@ def _slip_name(school: str, class_name: str, stamp: str) -> str:
 def apply_plan(plan: Plan, connect: Callable[[], Conn], *, slips_dir: Path, school_names:
                dict[str, str] | None = None, window: int = 32, retries: int = 4,
                password_length: int = 9, progress: Callable[[int], None] | None = None,
-               sleep: Callable[[float], None] | None = None) -> ApplyResult:
+               sleep: Callable[[float], None] | None = None,
+               pools: Pools | None = None) -> ApplyResult:
     # fpdf2 takes a fifth of a second to import: only runs that write slips pay for it.
     from mimsdir.pdfs import SlipData, render_slips, write_secret_file
 
     result = ApplyResult()
+    uid_count, new_groups = numbers_needed(plan)
+    if uid_count or new_groups:
+        if pools is None:
+            raise ValueError("this plan needs uid/gid numbers: pass the id pools")
+        with connect() as conn:
+            plan = reserve_numbers(plan, conn, pools)
+        if new_groups:
+            result.done[GROUP] = len(new_groups)
+            if progress:
+                progress(len(new_groups))
     by_key: dict[tuple[str, str], Change] = {}
     failed: set[str] = set()
 
@@ -83,7 +116,7 @@ def apply_plan(plan: Plan, connect: Callable[[], Conn], *, slips_dir: Path, scho
     try:
         # 1. Roster writes.
         for c in plan.changes:
-            if c.kind == REISSUE:
+            if c.kind in (REISSUE, GROUP):  # groups: added with their numbers, above
                 continue
             by_key[(c.uid, c.kind)] = c
             if c.kind == CREATE:

@@ -18,7 +18,12 @@ DISABLE = "disable"
 REENABLE = "reenable"
 PURGE = "purge"
 REISSUE = "reissue"
-KINDS = (CREATE, UPDATE, PROMOTE, MOVE, DISABLE, REENABLE, PURGE, REISSUE)
+# An existing student who lacked the posixAccount attributes gets them (and nothing else
+# changes): counted apart, never mistaken for a change of the student.
+BACKFILL = "backfill"
+# A school's posixGroup, added when the school first appears (uid = the group's name).
+GROUP = "group"
+KINDS = (CREATE, UPDATE, PROMOTE, MOVE, DISABLE, REENABLE, PURGE, REISSUE, BACKFILL, GROUP)
 
 ACTIVE = "active"
 LEFT = "left"
@@ -26,8 +31,11 @@ DISABLED = "disabled"
 
 # The attributes a roster owns. Everything else on an entry (displayName, challenge answers,
 # password state) belongs to someone else and the sync never touches it.
+# The posixAccount attributes are derived from those and from config.yaml (mimsdir/posix.py);
+# a uidNumber, once given, is never changed.
 MANAGED = ("mail", "givenName", "sn", "cn", "mimsSchoolCode", "mimsLevel", "mimsClass",
-           "mimsFormTeacher", "mimsAccountStatus", "mimsLeftAt", "pwdPolicySubentry")
+           "mimsFormTeacher", "mimsAccountStatus", "mimsLeftAt", "pwdPolicySubentry",
+           "uidNumber", "gidNumber", "homeDirectory", "loginShell")
 
 
 @dataclass(frozen=True)
@@ -51,10 +59,20 @@ class DirStudent:
     qna_must_change: bool = False
     policy_dn: str | None = None
     csn: str | None = None              # entryCSN: changes whenever the entry does
+    posix: bool = False                 # objectClass posixAccount
+    uid_number: str | None = None
+    gid_number: str | None = None
+    home: str | None = None
+    login_shell: str | None = None
 
 
 @dataclass(frozen=True)
 class AttrChange:
+    """One attribute's new value. ``objectClass`` is the exception: its ``new`` is a class
+    to add (posixAccount), never a replacement of the entry's classes. ``uidNumber`` and
+    ``gidNumber`` may hold placeholders (``mimsdir.posix.NEW_UID``, ``gid:<group>``) until
+    numbers are reserved, just before the plan is applied (``plan.assign_numbers``)."""
+
     attr: str
     old: str | None
     new: str | None  # None: delete the attribute

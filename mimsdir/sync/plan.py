@@ -6,21 +6,40 @@ Rules that keep a student safe:
   is moved, never disabled by another school's roster.
 - A OneRoster delta disables only those it marks as gone, never those it leaves out.
 - An ICT-disabled student (``disabled``) stays disabled; only ``left`` students are re-enabled.
+
+Every student the roster names carries posixAccount (mimsdir/posix.py): a new one gets a
+uidNumber placeholder and an existing one keeps the number it has; a student who has none
+yet is back-filled (kind ``backfill``); a transfer moves the gidNumber and the home. Numbers
+are placeholders here and reserved only when the plan is applied (``assign_numbers``), so a
+dry run or a saved plan writes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from mimsdir.config import PosixConfig
 from mimsdir.directory.slapdconf import Dns, policy_for_level
 from mimsdir.gtime import format_gtime, parse_gtime
+from mimsdir.posix import (
+    NEW_UID,
+    POSIX_ATTRS,
+    POSIX_CLASS,
+    home_directory,
+    is_placeholder,
+    new_gid,
+    placeholder_group,
+    school_group,
+)
 from mimsdir.roster import Roster, RosterStudent
 from mimsdir.sync.model import (
     ACTIVE,
+    BACKFILL,
     CREATE,
     DISABLE,
+    GROUP,
     LEFT,
     MOVE,
     PROMOTE,
@@ -44,6 +63,7 @@ class DirectoryState:
     students: Mapping[str, DirStudent]      # lower-case uid -> student (scope + looked up)
     mail_owners: Mapping[str, str]          # lower-case mail -> uid, for roster mails
     teachers: Mapping[str, str]             # lower-case teacher mail -> staff DN
+    groups: Mapping[str, str] = field(default_factory=dict)  # posixGroup cn -> gidNumber
 
 
 def scope_of(roster: Roster, school: str | None) -> tuple[str, ...]:
@@ -81,12 +101,28 @@ def desired(r: RosterStudent, dns: Dns, teachers: Mapping[str, str]) -> dict[str
     return want
 
 
+def desired_posix(r: RosterStudent, current: DirStudent | None, groups: Mapping[str, str],
+                  posix: PosixConfig) -> dict[str, str | None]:
+    """The posixAccount attributes of the student a row names: the uidNumber they have (a
+    placeholder for a new one: a number, once given, never changes), their school group's
+    gidNumber (a placeholder while the group is to be added), home and shell from config."""
+    group = school_group(r.school_code)
+    return {
+        "uidNumber": current.uid_number if current and current.uid_number else NEW_UID,
+        "gidNumber": groups.get(group) or new_gid(group),
+        "homeDirectory": home_directory(posix.home_template, r.student_id, r.school_code),
+        "loginShell": posix.shell,
+    }
+
+
 def _current(s: DirStudent) -> dict[str, str | None]:
     return {
         "mail": s.mail, "givenName": s.given_name, "sn": s.family_name, "cn": s.cn,
         "mimsSchoolCode": s.school, "mimsLevel": s.level, "mimsClass": s.class_name,
         "pwdPolicySubentry": s.policy_dn, "mimsFormTeacher": s.form_teacher_dn,
         "mimsAccountStatus": s.status, "mimsLeftAt": s.left_at,
+        "uidNumber": s.uid_number, "gidNumber": s.gid_number, "homeDirectory": s.home,
+        "loginShell": s.login_shell,
     }
 
 
@@ -111,8 +147,10 @@ def plan_sync(
     school: str | None = None,
     retention_days: int = 365,
     purge: bool = False,
+    posix: PosixConfig | None = None,
 ) -> Plan:
     """Compute every change that makes the directory match the roster, in scope."""
+    posix = posix or PosixConfig()
     scope = scope_of(roster, school)
     in_scope = set(scope)
     plan = Plan(scope=scope, roster="", fmt=roster.fmt, is_delta=roster.is_delta,
@@ -159,6 +197,7 @@ def plan_sync(
             unknown_teachers[r.form_teacher_email] = unknown_teachers.get(
                 r.form_teacher_email, 0) + 1
         want = desired(r, dns, state.teachers)
+        want.update(desired_posix(r, current, state.groups, posix))
         if current is None:
             plan.changes.append(_create(r, dns, want, stamp))
             continue
@@ -196,14 +235,29 @@ def plan_sync(
 
     plan.scope_active = sum(1 for s in students.values()
                             if s.school.upper() in in_scope and s.status == ACTIVE)
+    plan.changes.extend(_new_groups(plan.changes, dns))
     plan.changes.sort(key=_order)
     return plan
 
 
+def _new_groups(changes: Sequence[Change], dns: Dns) -> list[Change]:
+    """A school's posixGroup, once, for every group a change waits for."""
+    out: dict[str, Change] = {}
+    for c in changes:
+        for a in c.attrs:
+            group = placeholder_group(a.new) if a.attr == "gidNumber" else None
+            if group and group not in out:
+                out[group] = Change(GROUP, group, dns.posix_group(group), c.school,
+                                    attrs=(AttrChange("gidNumber", None, new_gid(group)),),
+                                    name=f"students of {c.school}")
+    return list(out.values())
+
+
 def _order(c: Change) -> tuple[int, str, str]:
-    # Frees before takes: disables and moves first, creates after, credentials last.
-    rank = {DISABLE: 0, PURGE: 1, MOVE: 2, PROMOTE: 2, UPDATE: 2, REENABLE: 3, CREATE: 4,
-            REISSUE: 5}
+    # Groups before the students who need them; frees before takes: disables and moves first,
+    # creates after, credentials last.
+    rank = {GROUP: -1, DISABLE: 0, PURGE: 1, MOVE: 2, PROMOTE: 2, UPDATE: 2, BACKFILL: 2,
+            REENABLE: 3, CREATE: 4, REISSUE: 5}
     return rank[c.kind], c.school, c.uid
 
 
@@ -221,7 +275,8 @@ def _disable(s: DirStudent, stamp: str, line: int | None) -> Change:
 
 
 def _create(r: RosterStudent, dns: Dns, want: Mapping[str, str | None], stamp: str) -> Change:
-    attrs = [AttrChange(k, None, v) for k, v in want.items() if v is not None]
+    attrs = [AttrChange("objectClass", None, POSIX_CLASS)]
+    attrs += [AttrChange(k, None, v) for k, v in want.items() if v is not None]
     attrs.append(AttrChange("mimsAccountStatus", None, ACTIVE))
     # Until a slip carrying the first password is written, the credential is pending: a run
     # killed in between re-issues it, so no account ends with a password nobody knows.
@@ -234,6 +289,8 @@ def _create(r: RosterStudent, dns: Dns, want: Mapping[str, str | None], stamp: s
 def _diff(r: RosterStudent, s: DirStudent, want: Mapping[str, str | None]) -> Change | None:
     cur = _current(s)
     attrs: list[AttrChange] = []
+    if not s.posix:
+        attrs.append(AttrChange("objectClass", None, POSIX_CLASS))
     for attr, new in want.items():
         if not _same(attr, cur.get(attr), new):
             attrs.append(AttrChange(attr, cur.get(attr), new))
@@ -253,6 +310,9 @@ def _diff(r: RosterStudent, s: DirStudent, want: Mapping[str, str | None]) -> Ch
             attrs.append(AttrChange("mimsQnaMustChange", None, "TRUE"))
     elif kind == UPDATE and changed & {"mimsSchoolCode", "mimsClass"}:
         kind = MOVE
+    elif kind == UPDATE and "objectClass" in changed and changed <= {"objectClass",
+                                                                      *POSIX_ATTRS}:
+        kind = BACKFILL
     if not attrs:
         return None
     return Change(kind, s.uid, s.dn, r.school_code, attrs=tuple(attrs), line=r.line,
@@ -262,11 +322,11 @@ def _diff(r: RosterStudent, s: DirStudent, want: Mapping[str, str | None]) -> Ch
 def apply_to_state(plan: Plan, students: Mapping[str, DirStudent]) -> dict[str, DirStudent]:
     """What the directory would hold after the plan: the planner's own model of apply, used by
     the property tests (plan, apply, re-plan must give nothing to do)."""
-    from dataclasses import replace
-
     out = dict(students)
     for c in plan.changes:
         key = c.uid.lower()
+        if c.kind == GROUP:
+            continue
         if c.kind == PURGE:
             out.pop(key, None)
             continue
@@ -290,8 +350,56 @@ def apply_to_state(plan: Plan, students: Mapping[str, DirStudent]) -> dict[str, 
             policy_dn=values.get("pwdPolicySubentry", base.policy_dn),
             qna_must_change=(values.get("mimsQnaMustChange") == "TRUE") or base.qna_must_change,
             credential_pending=False,
+            posix=base.posix or values.get("objectClass") == POSIX_CLASS,
+            uid_number=values.get("uidNumber", base.uid_number),
+            gid_number=values.get("gidNumber", base.gid_number),
+            home=values.get("homeDirectory", base.home),
+            login_shell=values.get("loginShell", base.login_shell),
         )
     return out
+
+
+def groups_after(plan: Plan, groups: Mapping[str, str]) -> dict[str, str]:
+    """The posix groups after the plan (name -> gidNumber), like ``apply_to_state``."""
+    out = dict(groups)
+    for c in plan.changes:
+        if c.kind == GROUP:
+            out[c.uid] = next(a.new for a in c.attrs if a.attr == "gidNumber") or ""
+    return out
+
+
+def numbers_needed(plan: Plan) -> tuple[int, list[Change]]:
+    """How many uidNumbers the plan waits for, and the groups it adds (whose gidNumbers it
+    waits for)."""
+    uids = sum(1 for c in plan.changes for a in c.attrs
+               if a.attr == "uidNumber" and a.new == NEW_UID)
+    return uids, [c for c in plan.changes if c.kind == GROUP]
+
+
+def assign_numbers(plan: Plan, uids: Sequence[int], gids: Mapping[str, int]) -> Plan:
+    """The plan with every placeholder replaced: reserved ``uids`` in the order of the changes,
+    and each group's gidNumber from ``gids`` (name -> number). Pure; raises ValueError when
+    a number is missing, so a placeholder never reaches the directory."""
+    left = list(uids)
+    if len(left) != numbers_needed(plan)[0]:
+        raise ValueError(f"{len(left)} uid numbers for {numbers_needed(plan)[0]} placeholders")
+    changes = []
+    for c in plan.changes:
+        attrs = []
+        for a in c.attrs:
+            new = a.new
+            if a.attr == "uidNumber" and new == NEW_UID:
+                new = str(left.pop(0))
+            elif a.attr == "gidNumber" and placeholder_group(new):
+                group = placeholder_group(new) or ""
+                if group not in gids:
+                    raise ValueError(f"no gidNumber for the group {group}")
+                new = str(gids[group])
+            if is_placeholder(new):
+                raise ValueError(f"{c.uid}: {a.attr} left as {new}")
+            attrs.append(replace(a, new=new))
+        changes.append(replace(c, attrs=tuple(attrs)))
+    return replace(plan, changes=changes)
 
 
 def iter_kinds(plan: Plan, kinds: Iterable[str]) -> list[Change]:

@@ -9,7 +9,8 @@ from mimsdir.sync.run import SyncOutcome
 LABELS = {"create": "created", "update": "updated", "promote": "promoted (level change)",
           "move": "moved (class or school)", "disable": "disabled (left the roster)",
           "reenable": "re-enabled (came back)", "purge": "purged", "reissue":
-          "credentials re-issued", "unchanged": "unchanged"}
+          "credentials re-issued", "backfill": "back-filled (posix attributes)",
+          "group": "school groups added (posix)", "unchanged": "unchanged"}
 MAX_LINES = 50
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from mimsdir.config import Config
 from mimsdir.connect import service_conn
+from mimsdir.directory.idpool import Pools
 from mimsdir.directory.slapdconf import Dns
 from mimsdir.errors import DirectoryUnavailable, ExitCode, RefusedError, UsageError
 from mimsdir.roster import Roster, read_roster
@@ -94,7 +95,7 @@ def make_plan(cfg: Config, opts: SyncOptions, roster: Roster) -> Plan:
                            teacher_mails=[s.form_teacher_email for s in roster.students
                                           if s.form_teacher_email])
     plan = plan_sync(roster, state, dns=dns, now=datetime.now(UTC), school=opts.school,
-                     retention_days=cfg.sync.retention_days, purge=opts.purge)
+                     retention_days=cfg.sync.retention_days, purge=opts.purge, posix=cfg.posix)
     plan.roster = str(opts.roster)
     plan.fingerprint = fingerprint(state)
     plan.lookup_uids = sorted({s.student_id for s in roster.students})
@@ -158,6 +159,7 @@ def run(cfg: Config, opts: SyncOptions,
                 plan, lambda: service_conn(cfg, "sync"), slips_dir=slips_dir,
                 window=cfg.sync.window, retries=cfg.sync.retries,
                 password_length=cfg.credentials.default_password_length, progress=progress,
+                pools=Pools(Dns(cfg.ldap.base_dn), cfg.posix.uid_min, cfg.posix.gid_min),
             )
         except DirectoryUnavailable as exc:
             exc.outcome = SyncOutcome(  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import ldap
 
+from mimsdir.directory.idpool import read_groups
 from mimsdir.directory.slapdconf import Dns
 from mimsdir.ldapio import Attrs, Conn, filter_any, first
 from mimsdir.sync.model import DirStudent
@@ -19,31 +20,46 @@ from mimsdir.sync.plan import DirectoryState
 
 ATTRS = ("uid", "mail", "givenName", "sn", "cn", "mimsSchoolCode", "mimsLevel", "mimsClass",
          "mimsFormTeacher", "mimsAccountStatus", "mimsLeftAt", "mimsCredentialPending",
-         "mimsChallengeOrigin", "mimsQnaMustChange", "pwdPolicySubentry", "entryCSN")
+         "mimsChallengeOrigin", "mimsQnaMustChange", "pwdPolicySubentry", "entryCSN",
+         # posixAccount is the only class that allows uidNumber (and requires it): its
+         # presence says the class is there, without reading objectClass for every student.
+         "uidNumber", "gidNumber", "homeDirectory", "loginShell")
 BATCH = 100
 # Above this many schools a filter of ORs is slower than reading every student once.
 MAX_SCHOOLS_IN_FILTER = 50
 
 
-def to_student(dn: str, a: Attrs) -> DirStudent:
+def to_student(dn: str, attrs: Attrs) -> DirStudent:
+    # Attribute names keyed lower-case once: a look-up per attribute, not a scan of them all.
+    low = {k.lower(): v for k, v in attrs.items() if v}
+
+    def get(name: str) -> str | None:
+        vs = low.get(name.lower())
+        return vs[0].decode("utf-8", "replace") if vs else None
+
     return DirStudent(
-        uid=first(a, "uid") or dn.split(",", 1)[0].split("=", 1)[1],
+        uid=get("uid") or dn.split(",", 1)[0].split("=", 1)[1],
         dn=dn,
-        school=(first(a, "mimsSchoolCode") or "").upper(),
-        level=(first(a, "mimsLevel") or "").upper(),
-        status=(first(a, "mimsAccountStatus") or "").lower(),
-        mail=first(a, "mail"),
-        given_name=first(a, "givenName"),
-        family_name=first(a, "sn"),
-        cn=first(a, "cn"),
-        class_name=first(a, "mimsClass"),
-        form_teacher_dn=first(a, "mimsFormTeacher"),
-        left_at=first(a, "mimsLeftAt"),
-        credential_pending=first(a, "mimsCredentialPending") == "TRUE",
-        qna_origin=first(a, "mimsChallengeOrigin"),
-        qna_must_change=first(a, "mimsQnaMustChange") == "TRUE",
-        policy_dn=first(a, "pwdPolicySubentry"),
-        csn=first(a, "entryCSN"),
+        school=(get("mimsSchoolCode") or "").upper(),
+        level=(get("mimsLevel") or "").upper(),
+        status=(get("mimsAccountStatus") or "").lower(),
+        mail=get("mail"),
+        given_name=get("givenName"),
+        family_name=get("sn"),
+        cn=get("cn"),
+        class_name=get("mimsClass"),
+        form_teacher_dn=get("mimsFormTeacher"),
+        left_at=get("mimsLeftAt"),
+        credential_pending=get("mimsCredentialPending") == "TRUE",
+        qna_origin=get("mimsChallengeOrigin"),
+        qna_must_change=get("mimsQnaMustChange") == "TRUE",
+        policy_dn=get("pwdPolicySubentry"),
+        csn=get("entryCSN"),
+        posix=get("uidNumber") is not None,
+        uid_number=get("uidNumber"),
+        gid_number=get("gidNumber"),
+        home=get("homeDirectory"),
+        login_shell=get("loginShell"),
     )
 
 
@@ -87,7 +103,9 @@ def read_state(conn: Conn, dns: Dns, scope: Sequence[str], roster_uids: Iterable
             mail = first(a, "mail")
             if mail:
                 teachers[mail.lower()] = dn
-    return DirectoryState(students=students, mail_owners=owners, teachers=teachers)
+    groups = {name: str(gid) for name, gid in read_groups(conn, dns).items()}
+    return DirectoryState(students=students, mail_owners=owners, teachers=teachers,
+                          groups=groups)
 
 
 def fingerprint(state: DirectoryState) -> str:
@@ -100,4 +118,6 @@ def fingerprint(state: DirectoryState) -> str:
         h.update(f"m\0{mail}\0{state.mail_owners[mail].lower()}\n".encode())
     for mail in sorted(state.teachers):
         h.update(f"t\0{mail}\0{state.teachers[mail].lower()}\n".encode())
+    for name in sorted(state.groups):
+        h.update(f"g\0{name}\0{state.groups[name]}\n".encode())
     return h.hexdigest()
