@@ -123,8 +123,16 @@ def _is_ip(text: str) -> bool:
     return True
 
 
+def _uri_list(text: str) -> tuple[str, ...]:
+    """The URIs of a list as libldap writes it: separated by spaces or commas."""
+    return tuple(u for u in text.replace(",", " ").split() if u)
+
+
 @dataclass(frozen=True)
 class LdapConfig:
+    # One URI, or several (a YAML list, or one string with spaces between them, as libldap
+    # takes it): clients (sync, CLI, portal) try them in order and go on to the next when
+    # one is unreachable. A host that runs a directory listens on the first.
     uri: str = "ldap://127.0.0.1:3389"
     base_dn: str = "dc=mims,dc=example"
     timeout: float = 10.0
@@ -140,10 +148,36 @@ class LdapConfig:
     admin_password_file: str | None = None
     tls: TlsConfig = field(default_factory=TlsConfig)
 
+    @staticmethod
+    def from_yaml(value: Any, path: str) -> Any:
+        """``uri: [ldap://a, ldap://b]`` is kept as libldap's form, ``ldap://a ldap://b``."""
+        if isinstance(value, dict) and isinstance(value.get("uri"), list):
+            items = value["uri"]
+            if not items or not all(isinstance(u, str) for u in items):
+                raise ConfigError(f"{path}.uri: expected a URI or a list of URIs")
+            return {**value, "uri": " ".join(items)}
+        return value
+
+    @property
+    def uris(self) -> tuple[str, ...]:
+        """Every URI of ``uri``, in the order clients try them."""
+        return _uri_list(self.uri)
+
+    @property
+    def listen_uri(self) -> str:
+        """The first URI: where this host's slapd listens (`directory up`)."""
+        return self.uris[0]
+
     def validate(self, path: str) -> None:
-        if not self.uri.startswith(("ldap://", "ldaps://", "ldapi://")):
-            raise ConfigError(f"{path}.uri: must start with ldap://, ldaps:// or ldapi://")
-        if (self.tls.require and self.uri.startswith("ldap://")
+        if not self.uris:
+            raise ConfigError(f"{path}.uri: expected a URI or a list of URIs")
+        for uri in self.uris:
+            if not uri.startswith(("ldap://", "ldaps://", "ldapi://")):
+                raise ConfigError(f"{path}.uri: must start with ldap://, ldaps:// or ldapi://, "
+                                  f"got {uri!r}")
+        if len(self.uris) > 1 and any(u.startswith("ldapi://") for u in self.uris):
+            raise ConfigError(f"{path}.uri: ldapi:// cannot be one of several URIs")
+        if (self.tls.require and any(u.startswith("ldap://") for u in self.uris)
                 and not self.tls.client_starttls):
             raise ConfigError(f"{path}.tls.starttls: must be on with require and an ldap:// "
                               f"uri (clients would send passwords in clear, and be refused)")
@@ -153,24 +187,60 @@ class LdapConfig:
             raise ConfigError(f"{path}.timeout: must be positive")
 
 
+#: ``directory.replication.role``: a provider takes writes (multi-provider syncrepl with its
+#: ``peers``); a consumer is a read-only replica of the ``providers`` (delta-syncrepl).
+ROLES = ("provider", "consumer")
+
+
 @dataclass(frozen=True)
 class ReplicationConfig:
-    """Multi-provider replication with slapd's own syncrepl (never a home-made one).
+    """Replication with slapd's own syncrepl (never a home-made one).
 
-    Every provider lists the others in ``peers`` and has its own ``server_id``. All of them
-    must hold the same ``secrets/`` (the replicator's password in particular): copy the
-    first provider's secrets folder to the others before their first start.
+    A provider (the default role) lists the other providers in ``peers`` and has its own
+    ``server_id``; all of them must hold the same ``secrets/`` (the replicator's password in
+    particular): copy the first provider's secrets folder to the others before their first
+    start. A consumer (``role: consumer``) lists the ``providers`` it replicates from and
+    forwards writes to; it has no server id (it never hands out uid or gid numbers) and
+    needs the providers' ``replicator.pw`` and ``chain.pw`` (docs/replication.md).
     """
 
-    server_id: int = 0  # 0: replication off
+    role: str = "provider"
+    server_id: int = 0  # 0: replication off (a provider), always 0 on a consumer
     peers: tuple[str, ...] = ()
+    # A consumer's providers: replicated from (delta-syncrepl), and where writes go.
+    providers: tuple[str, ...] = ()
     # On this provider's first start, create no base tree: take everything from the peers.
     join: bool = False
     retry: str = "5 10 30 +"
 
+    @property
+    def consumer(self) -> bool:
+        return self.role == "consumer"
+
     def validate(self, path: str) -> None:
         from mimsdir.posix import ID_STRIDE
 
+        if self.role not in ROLES:
+            raise ConfigError(f"{path}.role: one of {', '.join(ROLES)}, got {self.role!r}")
+        for uri in self.providers:
+            if not uri.startswith(("ldap://", "ldaps://")) or any(c in uri for c in ' "'):
+                raise ConfigError(f"{path}.providers: not an ldap:// or ldaps:// URL: {uri!r}")
+        if self.consumer:
+            if not self.providers:
+                raise ConfigError(f"{path}.providers: a consumer needs at least one provider")
+            if self.server_id:
+                raise ConfigError(f"{path}.server_id: a consumer has none (it never hands out "
+                                  f"uid or gid numbers; server ids are the providers')")
+            if self.peers:
+                raise ConfigError(f"{path}.peers: a consumer has no peers; list its "
+                                  f"providers in providers")
+            if self.join:
+                raise ConfigError(f"{path}.join: a consumer always takes everything from its "
+                                  f"providers; leave join out")
+            return
+        if self.providers:
+            raise ConfigError(f"{path}.providers: only for role: consumer (providers "
+                              f"replicate each other through peers)")
         # slapd takes 1..4095; uidNumber/gidNumber values are interleaved by server id
         # (mimsdir/posix.py), which leaves room for ID_STRIDE - 1 providers.
         if self.server_id and not 1 <= self.server_id < ID_STRIDE:

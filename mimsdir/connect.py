@@ -3,7 +3,8 @@
 - ``root_conn``: the host's root over ldapi (SASL EXTERNAL); the embedded directory's superuser.
 - ``service_conn``: a service account (sync, sspr, device), password from ``secrets_dir``.
 - ``admin_conn``: what staff commands act as: ``ldap.admin_dn`` if configured, else root.
-- ``network_conn``: not bound yet, for a person's own bind (the portal's sign-in).
+- ``network_conn``: not bound yet, for a person's own bind (the portal's sign-in); the first
+  of ``ldap.uri``'s directories that answers (failover between providers).
 
 Every connection over the network goes through ``network_conn``: TLS as ``ldap.tls`` says,
 the directory's certificate verified, StartTLS done before any password is sent.
@@ -15,7 +16,7 @@ import os
 
 from mimsdir.config import Config, read_secret
 from mimsdir.directory.slapdconf import Dns
-from mimsdir.errors import ConfigError
+from mimsdir.errors import ConfigError, DirectoryUnavailable, TlsRefused, UsageError
 from mimsdir.ldapio import Conn, TlsClient
 
 
@@ -31,9 +32,44 @@ def client_tls(cfg: Config) -> TlsClient | None:
 
 
 def network_conn(cfg: Config, uri: str | None = None, timeout: float | None = None) -> Conn:
-    """A connection to ``ldap.uri`` (or ``uri``), TLS as configured, not bound yet."""
-    return Conn(uri or cfg.ldap.uri, timeout=cfg.ldap.timeout if timeout is None else timeout,
-                tls=client_tls(cfg))
+    """A connection to the first directory of ``ldap.uri`` (or to ``uri``) that answers, TLS
+    as configured, not bound yet.
+
+    Failover: with several URIs (the providers), one that cannot be reached (refused, timed
+    out) is skipped and the next is tried, in order, on every new connection, so the sync's
+    reconnects, the CLI and the portal's pool go on with the next provider when one is down.
+    Anything else (a certificate that is not trusted, a directory that refuses StartTLS) is
+    raised at once: a misconfigured provider is never skipped in silence."""
+    uris = (uri,) if uri else cfg.ldap.uris
+    wait = cfg.ldap.timeout if timeout is None else timeout
+    tls = client_tls(cfg)
+    failures: list[str] = []
+    for candidate in uris:
+        try:
+            conn = Conn(candidate, timeout=wait, tls=tls)
+            if len(uris) > 1 and not conn.encrypted:
+                conn.probe()  # clear text connects lazily: make it connect now
+            return conn
+        except TlsRefused:
+            raise  # it answered: a TLS problem there is not an outage
+        except DirectoryUnavailable as exc:
+            failures.append(str(exc))
+    if len(failures) == 1:
+        raise DirectoryUnavailable(failures[0])
+    raise DirectoryUnavailable("no directory answers: " + "; ".join(failures))
+
+
+def refuse_on_consumer(cfg: Config, what: str) -> None:
+    """Nothing writes to a read-only consumer's data but replication: not the sync, not the
+    host's root (its numbers would come from no provider's partition, and its writes would
+    never reach the providers), not the portal. slapd refuses such writes anyway (the
+    consumer's rootDN is not the host's root, and its chain forwards only students' and
+    staff's own writes); this says why, before anything is tried."""
+    if cfg.directory.replication.consumer:
+        raise UsageError(
+            f"{what}: this host's directory is a read-only consumer "
+            f"(directory.replication.role: consumer), which only replication writes to; run "
+            f"it with a config whose ldap.uri lists the providers (docs/replication.md)")
 
 
 def root_conn(cfg: Config) -> Conn:
@@ -67,6 +103,7 @@ def service_conn(cfg: Config, name: str) -> Conn:
 def admin_conn(cfg: Config) -> Conn:
     """Staff commands: an ICT admin's bind if configured, else the host's root over ldapi."""
     if not cfg.ldap.admin_dn:
+        refuse_on_consumer(cfg, "staff commands as the host's root")
         return root_conn(cfg)
     password = os.environ.get("MIMS_ADMIN_PASSWORD")
     if not password:

@@ -158,6 +158,12 @@ def translate(exc: ldap.LDAPError, doing: str) -> MimsError:
         isinstance(exc, ldap.UNWILLING_TO_PERFORM) and "authentication required" in str(detail)
     ):
         return AccessDenied(f"{doing}: refused: sign in first")
+    if isinstance(exc, ldap.INAPPROPRIATE_AUTH | ldap.REFERRAL):
+        # A read-only consumer forwards only a student's or staff member's own writes (its
+        # chain overlay refuses any other identity; without one it refers to a provider).
+        return AccessDenied(f"{doing}: refused: this directory is a read-only replica that "
+                            f"does not take this write ({exc.__class__.__name__}); write to a "
+                            f"provider")
     if isinstance(exc, ldap.CONFIDENTIALITY_REQUIRED):
         return ConfigError(f"{doing}: the directory requires TLS for this ({detail}); set "
                            f"ldap.tls (starttls, ca_file) or use an ldaps:// URI")
@@ -247,6 +253,18 @@ class Conn:
             except ldap.LDAPError as exc:
                 self.close()
                 raise _tls_failure(exc, uri) from None
+
+    def probe(self) -> None:
+        """Make libldap connect now (it connects on the first operation): an unreachable
+        directory raises ``DirectoryUnavailable`` here. Any answer means it is there, even
+        a refusal (an anonymous WhoAmI where TLS is required)."""
+        try:
+            self.lo.whoami_s()
+        except _DOWN as exc:
+            self.close()
+            raise translate(exc, f"connecting to {self.uri}") from None
+        except ldap.LDAPError:
+            pass
 
     def act_as(self, dn: str | None) -> None:
         """Perform the following operations as ``dn`` (proxied authorization), or as

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from mimsdir.cli.context import Ctx, pass_ctx
+from mimsdir.connect import refuse_on_consumer
 from mimsdir.directory import devices, loader, posixfill, server
 from mimsdir.directory import tls as dirtls
 
@@ -170,6 +171,7 @@ def posix_backfill(ctx: Ctx, dry_run: bool) -> None:
 
 
 def _backfill(ctx: Ctx, dry_run: bool) -> None:
+    refuse_on_consumer(ctx.cfg, "the posix back-fill")
     res = posixfill.backfill(ctx.cfg, lambda: server.root_conn(ctx.cfg), dry_run=dry_run)
     verb = "would get" if dry_run else "got"
     click.echo(f"posix attributes: {res.staff} staff and {res.students} students {verb} them"
@@ -199,6 +201,7 @@ def device_add(ctx: Ctx, school: str) -> None:
     Example:
       mimsdir directory device add DEMOPS
     """
+    refuse_on_consumer(ctx.cfg, "adding a device account")
     with server.root_conn(ctx.cfg) as conn:
         dev, written = devices.add(ctx.cfg, conn, school)
     what = "added" if written else "already there"
@@ -215,6 +218,7 @@ def device_remove(ctx: Ctx, school: str) -> None:
     Example:
       mimsdir directory device remove DEMOPS
     """
+    refuse_on_consumer(ctx.cfg, "removing a device account")
     with server.root_conn(ctx.cfg) as conn:
         gone = devices.remove(ctx.cfg, conn, school)
     click.echo(f"device account of {school.upper()}: {'removed' if gone else 'not found'}")

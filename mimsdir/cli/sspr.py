@@ -7,6 +7,7 @@ import logging
 import click
 
 from mimsdir.cli.context import Ctx, pass_ctx
+from mimsdir.connect import refuse_on_consumer
 
 
 @click.group()
@@ -35,6 +36,7 @@ def serve(ctx: Ctx, listen: str | None, threads: int | None,
     from mimsdir.portal import create_app, serving
 
     cfg = ctx.cfg
+    refuse_on_consumer(cfg, "the portal")
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     where = listen or cfg.portal.listen

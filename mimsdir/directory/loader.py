@@ -24,6 +24,9 @@ class _Collect(ldif.LDIFParser):
 
 def load_ldif(cfg: Config, path: Path) -> tuple[int, int]:
     """Add every entry; an entry that exists already is skipped. Returns (added, existing)."""
+    from mimsdir.connect import refuse_on_consumer
+
+    refuse_on_consumer(cfg, "loading LDIF")
     with path.open("rb") as fh:
         parser = _Collect(fh)
         try:

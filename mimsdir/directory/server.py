@@ -83,11 +83,29 @@ def service_password_file(cfg: Config, name: str) -> Path:
     return cfg.secrets_dir / f"{name}.pw"
 
 
+#: What a read-only consumer needs of the providers' secrets: the replicator's password (to
+#: replicate) and the chain account's (to forward writes). Nothing else: a server near the
+#: schools holds no sync, portal or device password.
+CONSUMER_SECRETS = ("replicator", "chain")
+
+
 def _ensure_service_passwords(cfg: Config) -> dict[str, str]:
-    """Generate each service account's password once, into a 0600 file; never print it."""
+    """Generate each service account's password once, into a 0600 file; never print it.
+
+    A consumer generates none: it must hold the providers' own (``CONSUMER_SECRETS``)."""
     cfg.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(cfg.secrets_dir, 0o700)
     out = {}
+    if cfg.directory.replication.consumer:
+        for name in CONSUMER_SECRETS:
+            path = service_password_file(cfg, name)
+            if not path.is_file():
+                raise ConfigError(
+                    f"{path}: missing: a consumer uses the providers' {name} password; copy "
+                    f"{', '.join(n + '.pw' for n in CONSUMER_SECRETS)} from a provider's "
+                    f"secrets folder (docs/replication.md, \"Add a consumer\")")
+            out[name] = path.read_text(encoding="utf-8").strip()
+        return out
     for name in SERVICES:
         path = service_password_file(cfg, name)
         if not path.exists():
@@ -190,7 +208,7 @@ def build(cfg: Config) -> None:
         (state / sub).mkdir(exist_ok=True, mode=0o700)
     config_dir = state / "slapd.d"
     passwords = _ensure_service_passwords(cfg)
-    new_config = render_config(cfg, passwords.get("replicator"))
+    new_config = render_config(cfg, passwords.get("replicator"), passwords.get("chain"))
     config_ldif = state / "config.ldif"
     if not config_dir.exists() or not config_ldif.exists() or config_ldif.read_text() != new_config:
         tmp_dir = state / "slapd.d.new"
@@ -203,7 +221,10 @@ def build(cfg: Config) -> None:
         tmp_dir.rename(config_dir)
     # -u: check the configuration without opening the databases (absent on first run)
     _run([cfg.directory.slapd, "-Ttest", "-u", "-F", str(config_dir)], "slapd -Ttest")
-    if not (state / "data" / "data.mdb").exists() and not cfg.directory.replication.join:
+    r = cfg.directory.replication
+    if not (state / "data" / "data.mdb").exists() and not r.join and not r.consumer:
+        # A joining provider or a consumer takes everything from the others: a tree of its
+        # own would make conflicting twins.
         hashed = {name: hash_password(cfg, pw) for name, pw in passwords.items()}
         hashed[DECOY] = decoy_password_hash(cfg)
         tree = state / "tree.ldif"
@@ -218,10 +239,12 @@ def build(cfg: Config) -> None:
 def config_is_current(cfg: Config) -> bool:
     """Is the running slapd's cn=config what config.yaml renders now? (`up` on a running
     directory changes nothing in cn=config: a changed TLS setting needs down + up.)"""
-    path = service_password_file(cfg, "replicator")
-    replicator = path.read_text(encoding="utf-8").strip() if path.exists() else None
+    def secret(name: str) -> str | None:
+        path = service_password_file(cfg, name)
+        return path.read_text(encoding="utf-8").strip() if path.exists() else None
+
     try:
-        rendered = render_config(cfg, replicator)
+        rendered = render_config(cfg, secret("replicator"), secret("chain"))
         return (cfg.state_dir / "config.ldif").read_text(encoding="utf-8") == rendered
     except (OSError, ValueError, ConfigError):
         return False
@@ -235,8 +258,8 @@ def _rmtree(path: Path) -> None:
 
 def _listen_urls(cfg: Config) -> str:
     urls = [cfg.ldapi_uri]
-    if not cfg.ldap.uri.startswith("ldapi://"):
-        urls.insert(0, cfg.ldap.uri.rstrip("/") + "/")
+    if not cfg.ldap.listen_uri.startswith("ldapi://"):
+        urls.insert(0, cfg.ldap.listen_uri.rstrip("/") + "/")
     if cfg.ldap.tls.ldaps_uri:
         urls.insert(1, cfg.ldap.tls.ldaps_uri.rstrip("/") + "/")
     return " ".join(urls)
@@ -305,6 +328,10 @@ def ensure_policies(cfg: Config) -> list[str]:
     cn=config, so a rebuilt cn=config alone would not carry a changed lockout duration)."""
     dns = Dns(cfg.ldap.base_dn)
     changed: list[str] = []
+    if cfg.directory.replication.consumer:
+        # A consumer's data is the providers': the policies arrive by replication (and the
+        # host's root could not write them here anyway).
+        return changed
     replicated = bool(cfg.directory.replication.peers)
     with root_conn(cfg) as c:
         if replicated and c.get(dns.base, ["1.1"], "looking for the base entry") is None:
@@ -420,7 +447,7 @@ def _wait_ready(cfg: Config, log: Path, pid: int) -> None:
                 c.bind_external()
                 # Every network listener answers, over TLS as clients will use it: a
                 # certificate that clients refuse fails `up` here.
-                for uri in (cfg.ldap.uri, cfg.ldap.tls.ldaps_uri):
+                for uri in (cfg.ldap.listen_uri, cfg.ldap.tls.ldaps_uri):
                     if uri and not uri.startswith("ldapi://"):
                         with network_conn(cfg, uri=uri, timeout=2) as tcp:
                             tcp.whoami()
@@ -465,7 +492,7 @@ def down(cfg: Config, timeout: float = 30.0) -> bool:
 
 def status(cfg: Config) -> Status:
     pid = _pid(cfg)
-    st = Status(running=pid is not None, pid=pid, uri=cfg.ldap.uri, ldapi_uri=cfg.ldapi_uri,
+    st = Status(running=pid is not None, pid=pid, uri=cfg.ldap.listen_uri, ldapi_uri=cfg.ldapi_uri,
                 state_dir=cfg.state_dir)
     if pid is None:
         return st

@@ -17,7 +17,9 @@ from mimsdir.ldapio import TLS_PRIORITY
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schema"
 
-SERVICES = ("sync", "sspr", "device", "replicator")
+#: One account per service (design-notes §2). ``chain``: what a read-only consumer forwards
+#: writes to the providers as (docs/replication.md, "Consumers").
+SERVICES = ("sync", "sspr", "device", "replicator", "chain")
 OUS = ("students", "staff", "groups", "services", "policies", "sessions", "apps", "posixgroups",
        "idpools")
 #: The decoy account (ou=services): see decoy_entry.
@@ -95,6 +97,13 @@ class Dns:
         """The rootDN: what the host's root becomes over ldapi. No entry, no password."""
         return f"cn=host-root,{self.base}"
 
+    @property
+    def replication_root(self) -> str:
+        """A consumer's data rootDN: what replication (and ppolicy's forwarded writes) act
+        as there. Nobody can bind as it, and the host's root is not it: on a consumer the
+        host's root may read the data but never write it (docs/replication.md)."""
+        return f"cn=replication,{self.base}"
+
     def service(self, name: str) -> str:
         return f"cn={name},{self.services}"
 
@@ -123,10 +132,16 @@ def form_teacher_filter(dns: Dns) -> str:
 def service_authz(dns: Dns) -> dict[str, list[str]]:
     """Whom each service may act as (``authzTo``, with ``olcAuthzPolicy: to``): the portal
     acts as a signed-in form teacher, so slapd checks a teacher's writes against the
-    teacher's ACLs. No service may act as a student, an ICT admin, a disabled member of
-    staff or another service: with the portal's password one gets a teacher's rights at
-    most, never an admin's."""
-    return {"sspr": [f"ldap:///{dns.staff}??one?{form_teacher_filter(dns)}"]}
+    teacher's ACLs. No service may act as an ICT admin, a disabled member of staff or
+    another service: with the portal's password one gets a teacher's rights at most, never
+    an admin's.
+
+    ``chain`` (a consumer's forwarded writes) acts as the student or member of staff who
+    signed in on the consumer, so a password changed on a device near a school is changed on
+    a provider with that person's own rights; never as an ICT admin or a service (an ICT
+    admin changes their password on a provider)."""
+    teacher = f"ldap:///{dns.staff}??one?{form_teacher_filter(dns)}"
+    return {"sspr": [teacher], "chain": [f"dn.onelevel:{dns.students}", teacher]}
 
 
 def policy_for_level(level: str) -> str:
@@ -147,6 +162,8 @@ def render_acl(dns: Dns, server_id: int = 0) -> list[str]:
         "sspr": dns.service("sspr"),
         "device": dns.service("device"),
         "replicator": dns.service("replicator"),
+        "chain": dns.service("chain"),
+        "root": dns.root,
         "decoy": dns.service(DECOY),
         "teacher": 'set="this/mimsFormTeacher & user"',
         "school_device": (f'dn.one="{dns.services}" '
@@ -211,9 +228,16 @@ def syncrepl_tls(cfg: Config, peer: str) -> str:
     return " " + " ".join(opts)
 
 
+#: What a consumer takes from a provider's audit log (delta-syncrepl): successful writes.
+DELTA_LOGFILTER = "(&(objectClass=auditWriteObject)(reqResult=0))"
+
+
 def _syncrepl(cfg: Config, dns: Dns, replicator_password: str | None) -> tuple[str, str]:
-    """(olcServerID lines, olcSyncrepl + olcMultiProvider lines) for multi-provider mode."""
+    """(olcServerID lines, olcSyncrepl + olcMultiProvider lines) for a provider with peers,
+    or (nothing, olcSyncrepl + olcUpdateRef lines) for a consumer."""
     r = cfg.directory.replication
+    if r.consumer:
+        return "", _consumer_syncrepl(cfg, dns, replicator_password)
     if not r.server_id:
         return "", ""
     # Each non-empty value ends with a newline: an empty one must not leave a blank line,
@@ -236,24 +260,124 @@ def _syncrepl(cfg: Config, dns: Dns, replicator_password: str | None) -> tuple[s
     return server_id, "\n".join(lines) + "\n"
 
 
-def render_config(cfg: Config, replicator_password: str | None = None) -> str:
+def _consumer_syncrepl(cfg: Config, dns: Dns, replicator_password: str | None) -> str:
+    """A read-only consumer: delta-syncrepl from every provider (refreshAndPersist over the
+    providers' audit logs, so a night's sync sends only the changes; any provider that
+    answers keeps it current), and a referral to the providers for every write
+    (olcUpdateRef), which the chain overlay follows (``chain_config``)."""
+    r = cfg.directory.replication
+    if not replicator_password:
+        raise ValueError("a consumer needs the providers' replicator password "
+                         "(secrets/replicator.pw)")
+    lines = []
+    for i, provider in enumerate(r.providers, start=1):
+        lines.append(
+            f'olcSyncrepl: {{{i - 1}}}rid={i:03d} provider={provider} bindmethod=simple '
+            f'binddn="{dns.service("replicator")}" credentials="{replicator_password}" '
+            f'searchbase="{dns.base}" scope=sub type=refreshAndPersist '
+            f'syncdata=accesslog logbase="cn=accesslog" logfilter="{DELTA_LOGFILTER}" '
+            f'retry="{r.retry}" timeout=3 network-timeout=5 keepalive=240:10:30'
+            f'{syncrepl_tls(cfg, provider)}'
+        )
+    lines += [f"olcUpdateRef: {provider}" for provider in r.providers]
+    return "\n".join(lines) + "\n"
+
+
+def chain_tls(cfg: Config, uri: str) -> tuple[str, str]:
+    """(olcDbStartTLS value, idassert-bind TLS options) for a chain database: StartTLS on
+    ldap:// (critical for the bind that carries the chain account's password), TLS from the
+    start on ldaps://, the provider's certificate always verified against our CA."""
+    from mimsdir.directory.tls import SYSTEM_CA_BUNDLE
+
+    tls = cfg.ldap.tls
+    ldaps = uri.lower().startswith("ldaps://")
+    if not ldaps and not tls.client_starttls:
+        return "none", ""
+    ca = cfg.tls_ca_file or SYSTEM_CA_BUNDLE
+    opts = f'tls_cacert="{ca}" tls_reqcert=demand tls_cipher_suite="{TLS_PRIORITY}"'
+    if ldaps:
+        return f"ldaps {opts}", f" {opts}"
+    return f"start {opts}", f" starttls=critical {opts}"
+
+
+def chain_config(cfg: Config, dns: Dns, chain_password: str | None) -> str:
+    """A consumer's chain overlay (slapo-chain(5)), on the frontend: a write that the
+    consumer answers with a referral to the providers (olcUpdateRef), and ppolicy's
+    forwarded bind state (olcPPolicyForwardUpdates), are carried out on the first provider
+    that answers, over TLS.
+
+    Identity: the chain account binds, and asserts (proxied authorization, critical) the
+    identity that made the write on the consumer: a student's own password change is made on
+    the provider as that student. Only students and staff may be asserted
+    (olcDbIDAssertAuthzFrom here, prescriptive; the provider's authzTo narrows staff to form
+    teachers); anyone else's write is refused. ppolicy's forwarded writes run as the
+    consumer's rootDN, which back-ldap never asserts: they are made as the chain account
+    itself, which may write the lockout state and nothing else (schema/acl.in)."""
+    r = cfg.directory.replication
+    if not r.consumer:
+        return ""
+    if not chain_password:
+        raise ValueError("a consumer needs the providers' chain password (secrets/chain.pw)")
+    frontend = "olcDatabase={-1}frontend,cn=config"
+    overlay = f"olcOverlay={{0}}chain,{frontend}"
+    entries = [
+        f"dn: {overlay}\nobjectClass: olcOverlayConfig\nobjectClass: olcChainConfig\n"
+        f"olcOverlay: {{0}}chain\n"
+        # A write that cannot reach any provider gets the real error, not a referral the
+        # device cannot follow (it does not know the providers' CA or a chain identity).
+        f"olcChainReturnError: TRUE",
+        # The first database is the chain's defaults (slapo-chain: no URI).
+        f"dn: olcDatabase={{0}}ldap,{overlay}\nobjectClass: olcLDAPConfig\n"
+        f"objectClass: olcChainDatabase\nolcDatabase: {{0}}ldap",
+    ]
+    for i, uri in enumerate(r.providers, start=1):
+        start_tls, bind_tls = chain_tls(cfg, uri)
+        entries.append("\n".join([
+            f"dn: olcDatabase={{{i}}}ldap,{overlay}",
+            "objectClass: olcLDAPConfig",
+            "objectClass: olcChainDatabase",
+            f"olcDatabase: {{{i}}}ldap",
+            f'olcDbURI: "{uri}"',
+            f"olcDbStartTLS: {start_tls}",
+            f'olcDbIDAssertBind: bindmethod=simple binddn="{dns.service("chain")}" '
+            f'credentials="{chain_password}" mode=self '
+            f'flags=prescriptive,proxy-authz-critical{bind_tls}',
+            f"olcDbIDAssertAuthzFrom: dn.onelevel:{dns.students}",
+            f"olcDbIDAssertAuthzFrom: dn.subtree:{dns.staff}",
+            "olcDbChaseReferrals: FALSE",
+            "olcDbRebindAsUser: FALSE",
+            "olcDbNetworkTimeout: 5",
+            "olcDbKeepalive: 240:10:30",
+        ]))
+    return "\n\n".join(entries) + "\n\n"
+
+
+def render_config(cfg: Config, replicator_password: str | None = None,
+                  chain_password: str | None = None) -> str:
     """The cn=config LDIF for ``slapadd -n0``."""
     d = cfg.directory
     dns = Dns(cfg.ldap.base_dn)
     state_dir = cfg.state_dir
+    consumer = d.replication.consumer
     acl = render_acl(dns, d.replication.server_id)
     acl_lines = "\n".join(f"olcAccess: {{{i}}}{rule}" for i, rule in enumerate(acl))
     server_id_lines, syncrepl_lines = _syncrepl(cfg, dns, replicator_password)
+    chain = chain_config(cfg, dns, chain_password)
     values = {
         "state_dir": str(state_dir),
         "log_level": d.log_level,
         "threads": str(d.threads),
         "uid": str(os.geteuid()),
         "root_dn": dns.root,
+        "data_root_dn": dns.replication_root if consumer else dns.root,
         "module_path": d.module_path,
         "argon2_m": str(d.argon2.m),
         "argon2_t": str(d.argon2.t),
         "argon2_p": str(d.argon2.p),
+        "extra_modules": "olcModuleLoad: {7}back_ldap\n" if consumer else "",
+        # A blank line ends the frontend entry before the chain overlay's entries.
+        "frontend_overlays": "\n" + chain.rstrip("\n") + "\n" if chain else "",
+        "ppolicy_lines": "olcPPolicyForwardUpdates: TRUE\n" if consumer else "",
         "schema_dir": d.schema_dir,
         "mims_schema": str(SCHEMA_DIR / "mims.ldif"),
         # cn=config only includes the schema file: its digest in the rendered text makes a

@@ -96,7 +96,7 @@ def server_files(cfg: Config) -> ServerFiles | None:
 def listen_hosts(cfg: Config) -> list[str]:
     """The hosts of the URIs slapd listens on (what clients put in their URIs)."""
     hosts = []
-    for uri in (cfg.ldap.uri, cfg.ldap.tls.ldaps_uri):
+    for uri in (cfg.ldap.listen_uri, cfg.ldap.tls.ldaps_uri):
         if uri and not uri.startswith("ldapi://"):
             host = urlsplit(uri).hostname
             if host:
@@ -383,7 +383,7 @@ def prepare(cfg: Config) -> CertInfo | None:
     operator's files, so that slapd is never started with TLS that cannot work."""
     tls = cfg.ldap.tls
     if not tls.on:
-        if cfg.ldap.uri.startswith("ldaps://"):
+        if cfg.ldap.listen_uri.startswith("ldaps://"):
             raise ConfigError("ldap.tls.mode: slapd needs a certificate to listen on ldaps:// "
                               "(mode: generate or files)")
         return None

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mimsdir.config import Config
-from mimsdir.connect import service_conn
+from mimsdir.connect import refuse_on_consumer, service_conn
 from mimsdir.directory.idpool import Pools
 from mimsdir.directory.slapdconf import Dns
 from mimsdir.errors import DirectoryUnavailable, ExitCode, RefusedError, UsageError
@@ -119,6 +119,8 @@ def _check_unchanged(cfg: Config, plan: Plan) -> None:
 def run(cfg: Config, opts: SyncOptions,
         progress_factory: Callable[[int], Callable[[int], None]] | None = None) -> SyncOutcome:
     started = _now()
+    # A consumer never runs the sync: it would hand out numbers from no provider's pool.
+    refuse_on_consumer(cfg, "the roster sync")
     slips_dir = opts.slips_dir or cfg.path(cfg.sync.slips_dir)
     state_dir = cfg.path(cfg.sync.state_dir)
     if opts.apply_plan is None and opts.roster is None:
