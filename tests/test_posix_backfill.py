@@ -23,6 +23,9 @@ from tests.sync_helpers import run_sync
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "ldap-fixtures"
 
+# Each test starts a slapd of its own, with TLS: never clock-shifted (tests/conftest.py).
+pytestmark = pytest.mark.real_clock
+
 
 @pytest.fixture
 def instance(tmp_path: Path):  # type: ignore[no-untyped-def]
