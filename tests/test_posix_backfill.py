@@ -25,6 +25,9 @@ DEMO = ROOT / "ldap-fixtures"
 # Each test starts its own slapd, whose certificate and checks run on the real clock.
 pytestmark = pytest.mark.real_clock
 
+# Each test starts a slapd of its own, with TLS: never clock-shifted (tests/conftest.py).
+pytestmark = pytest.mark.real_clock
+
 
 @pytest.fixture
 def instance(tmp_path: Path):  # type: ignore[no-untyped-def]

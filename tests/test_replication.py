@@ -25,6 +25,9 @@ from tests.conftest import TEST_TLS, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Each test starts a slapd of its own, with TLS: never clock-shifted (tests/conftest.py).
+pytestmark = pytest.mark.real_clock
+
 
 def _config(path: Path, port: int, peer: str, server_id: int, join: bool,
             ldaps_port: int | None = None) -> Path:
