@@ -30,6 +30,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The device sign-in stacks the tests run in a private mount namespace (nslcd, SSSD,
+# pamtester): installed switched off, this machine's NSS and PAM files untouched.
+bash scripts/device_packages.sh
+
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv

@@ -173,8 +173,9 @@ OPS: dict[str, tuple[Callable[[Conn, World], bool], set[str]]] = {
     "read_staff_mail": (lambda c, w: _read(c, w.teacher.dn, "mail"),
                         {"device", "sspr", "sync", "teacher", "other_teacher", "admin"}),
     # A teacher's entryUUID is their subject at the applications the portal signs them in to.
+    # Not the devices': they read what NSS needs and nothing else (docs/devices.md).
     "read_staff_entry_uuid": (lambda c, w: _read(c, w.teacher.dn, "entryUUID"),
-                              {"device", "sspr", "sync", "teacher", "other_teacher", "admin"}),
+                              {"sspr", "sync", "teacher", "other_teacher", "admin"}),
     # A student's form teacher is roster data: the sync and ICT set it, never a teacher.
     "write_form_teacher": (
         lambda c, w: _write(lambda: c.modify(w.target.dn, [(ldap.MOD_REPLACE,
@@ -267,7 +268,7 @@ def _try_delete_app(c: Conn, w: World) -> bool:
 
 def _read_failures(c: Conn, w: World) -> bool:
     """A wrong password first (a right one, "self" signing in, clears the failures)."""
-    with Conn(w.make.cfg.ldap.uri) as other:
+    with network_conn(w.make.cfg) as other:  # TLS: a clear bind is refused, uncounted
         other.bind_ppolicy(w.target.dn, "not-the-password")
     return _read(c, w.target.dn, "pwdFailureTime")
 

@@ -22,6 +22,11 @@ from tests.sync_helpers import run_sync
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "ldap-fixtures"
+# Each test starts its own slapd, whose certificate and checks run on the real clock.
+pytestmark = pytest.mark.real_clock
+
+# Each test starts a slapd of its own, with TLS: never clock-shifted (tests/conftest.py).
+pytestmark = pytest.mark.real_clock
 
 
 @pytest.fixture

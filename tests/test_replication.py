@@ -25,6 +25,9 @@ from tests.conftest import TEST_TLS, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Each test starts a slapd of its own, with TLS: never clock-shifted (tests/conftest.py).
+pytestmark = pytest.mark.real_clock
+
 
 def _config(path: Path, port: int, peer: str, server_id: int, join: bool,
             ldaps_port: int | None = None) -> Path:
@@ -52,6 +55,10 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
 
+
+# Every test here starts its own providers: their certificates and checks use the real
+# clock.
+pytestmark = pytest.mark.real_clock
 
 @pytest.fixture
 def pair(tmp_path: Path):  # type: ignore[no-untyped-def]
@@ -82,7 +89,6 @@ def students(cfg) -> int:  # type: ignore[no-untyped-def]
                             "(objectClass=mimsStudent)", ["1.1"], "count"))
 
 
-@pytest.mark.real_clock
 def test_writes_on_either_provider_reach_the_other(pair) -> None:  # type: ignore[no-untyped-def]
     from mimsdir.directory.loader import load_ldif
 
@@ -146,7 +152,6 @@ def test_replication_config_is_checked() -> None:
         ReplicationConfig(server_id=1, peers=("http://x",)).validate("directory.replication")
 
 
-@pytest.mark.real_clock
 def test_a_provider_with_another_ca_is_not_trusted(tmp_path: Path) -> None:
     """Replication verifies the peer: a second provider that made its own CA (nobody copied
     the first one's) cannot replicate from the first, nor the first from it."""
@@ -229,7 +234,6 @@ class NoStartTls:
         self.listener.close()
 
 
-@pytest.mark.real_clock
 def test_no_replicator_password_in_clear_when_starttls_fails(tmp_path: Path) -> None:
     """StartTLS is critical: when a peer does not agree to it, the provider gives up and
     retries later; it never goes on to bind (send the replicator's password) in clear."""
