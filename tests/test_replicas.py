@@ -389,7 +389,8 @@ def test_a_provider_killed_mid_sync_the_sync_and_clients_fail_over_then_all_conv
     for name, other in (("b", dumps[1]), ("consumer", dumps[2])):
         differ = sorted(dn for dn in set(dumps[0]) | set(other)
                         if dumps[0].get(dn) != other.get(dn))
-        assert differ == [], f"a and {name} differ: {differ[:5]}"
+        detail = {dn: {k: (dumps[0].get(dn, {}).get(k), other.get(dn, {}).get(k)) for k in set(dumps[0].get(dn, {})) | set(other.get(dn, {})) if dumps[0].get(dn, {}).get(k) != other.get(dn, {}).get(k)} for dn in differ[:5]}
+        assert differ == [], f"a and {name} differ: {detail}"
     students = [e for e in dumps[2].values() if [v.decode() for v in e.get(
         "mimsschoolcode", [])] == [school]]
     assert len(students) == count

@@ -140,7 +140,11 @@ def service_authz(dns: Dns) -> dict[str, list[str]]:
     signed in on the consumer, so a password changed on a device near a school is changed on
     a provider with that person's own rights; never as an ICT admin or a service (an ICT
     admin changes their password on a provider)."""
-    teacher = f"ldap:///{dns.staff}??one?{form_teacher_filter(dns)}"
+    # In the form slapd stores it (libldap's ldap_url_desc2str escapes "|" in a URL's filter):
+    # an entry added over LDAP (a peer's or consumer's replicated copy) then holds the same
+    # text as one loaded by slapadd, and `up` does not rewrite it on every start.
+    filt = form_teacher_filter(dns).replace("|", "%7C")
+    teacher = f"ldap:///{dns.staff}??one?{filt}"
     return {"sspr": [teacher], "chain": [f"dn.onelevel:{dns.students}", teacher]}
 
 
