@@ -158,9 +158,11 @@ def translate(exc: ldap.LDAPError, doing: str) -> MimsError:
         isinstance(exc, ldap.UNWILLING_TO_PERFORM) and "authentication required" in str(detail)
     ):
         return AccessDenied(f"{doing}: refused: sign in first")
-    if isinstance(exc, ldap.INAPPROPRIATE_AUTH | ldap.REFERRAL):
+    if isinstance(exc, ldap.REFERRAL) or (isinstance(exc, ldap.INAPPROPRIATE_AUTH)
+                                          and info.get("msgtype") != ldap.RES_BIND):
         # A read-only consumer forwards only a student's or staff member's own writes (its
         # chain overlay refuses any other identity; without one it refers to a provider).
+        # (A bind answered so is about the bind, not about a replica.)
         return AccessDenied(f"{doing}: refused: this directory is a read-only replica that "
                             f"does not take this write ({exc.__class__.__name__}); write to a "
                             f"provider")
