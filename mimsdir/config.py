@@ -188,7 +188,7 @@ class LdapConfig:
 
 
 #: ``directory.replication.role``: a provider takes writes (multi-provider syncrepl with its
-#: ``peers``); a consumer is a read-only replica of the ``providers`` (delta-syncrepl).
+#: ``peers``); a consumer is a read-only replica of the ``providers`` (syncrepl refreshAndPersist).
 ROLES = ("provider", "consumer")
 
 
@@ -207,7 +207,7 @@ class ReplicationConfig:
     role: str = "provider"
     server_id: int = 0  # 0: replication off (a provider), always 0 on a consumer
     peers: tuple[str, ...] = ()
-    # A consumer's providers: replicated from (delta-syncrepl), and where writes go.
+    # A consumer's providers: replicated from (syncrepl), and where writes go.
     providers: tuple[str, ...] = ()
     # On this provider's first start, create no base tree: take everything from the peers.
     join: bool = False

@@ -232,8 +232,15 @@ def syncrepl_tls(cfg: Config, peer: str) -> str:
     return " " + " ".join(opts)
 
 
-#: What a consumer takes from a provider's audit log (delta-syncrepl): successful writes.
-DELTA_LOGFILTER = "(&(objectClass=auditWriteObject)(reqResult=0))"
+def _syncrepl_line(cfg: Config, dns: Dns, i: int, provider: str, password: str) -> str:
+    """One olcSyncrepl value: refreshAndPersist of the whole tree from ``provider``, as the
+    replicator, over TLS as ``syncrepl_tls`` says."""
+    r = cfg.directory.replication
+    return (f'olcSyncrepl: {{{i - 1}}}rid={i:03d} provider={provider} bindmethod=simple '
+            f'binddn="{dns.service("replicator")}" credentials="{password}" '
+            f'searchbase="{dns.base}" scope=sub type=refreshAndPersist '
+            f'retry="{r.retry}" timeout=3 network-timeout=5 keepalive=240:10:30'
+            f'{syncrepl_tls(cfg, provider)}')
 
 
 def _syncrepl(cfg: Config, dns: Dns, replicator_password: str | None) -> tuple[str, str]:
@@ -251,38 +258,28 @@ def _syncrepl(cfg: Config, dns: Dns, replicator_password: str | None) -> tuple[s
         return server_id, ""
     if not replicator_password:
         raise ValueError("replication needs the replicator's password in the secrets dir")
-    lines = []
-    for i, peer in enumerate(r.peers, start=1):
-        lines.append(
-            f'olcSyncrepl: {{{i - 1}}}rid={i:03d} provider={peer} bindmethod=simple '
-            f'binddn="{dns.service("replicator")}" credentials="{replicator_password}" '
-            f'searchbase="{dns.base}" scope=sub type=refreshAndPersist '
-            f'retry="{r.retry}" timeout=3 network-timeout=5 keepalive=240:10:30'
-            f'{syncrepl_tls(cfg, peer)}'
-        )
+    lines = [_syncrepl_line(cfg, dns, i, peer, replicator_password)
+             for i, peer in enumerate(r.peers, start=1)]
     lines.append("olcMultiProvider: TRUE")
     return server_id, "\n".join(lines) + "\n"
 
 
 def _consumer_syncrepl(cfg: Config, dns: Dns, replicator_password: str | None) -> str:
-    """A read-only consumer: delta-syncrepl from every provider (refreshAndPersist over the
-    providers' audit logs, so a night's sync sends only the changes; any provider that
-    answers keeps it current), and a referral to the providers for every write
-    (olcUpdateRef), which the chain overlay follows (``chain_config``)."""
+    """A read-only consumer: syncrepl refreshAndPersist from every provider (any provider
+    that answers keeps it current; a change that comes from both is applied once, by its
+    entryCSN), and a referral to the providers for every write (olcUpdateRef), which the
+    chain overlay follows (``chain_config``).
+
+    Plain syncrepl (whole entries), not delta-syncrepl (the providers' audit logs): with two
+    providers, slapd 2.5.13 left a consumer restarted after a crash with entries whose
+    entryCSN and modifyTimestamp were older than the providers' (docs/replication.md,
+    "Why not delta-syncrepl")."""
     r = cfg.directory.replication
     if not replicator_password:
         raise ValueError("a consumer needs the providers' replicator password "
                          "(secrets/replicator.pw)")
-    lines = []
-    for i, provider in enumerate(r.providers, start=1):
-        lines.append(
-            f'olcSyncrepl: {{{i - 1}}}rid={i:03d} provider={provider} bindmethod=simple '
-            f'binddn="{dns.service("replicator")}" credentials="{replicator_password}" '
-            f'searchbase="{dns.base}" scope=sub type=refreshAndPersist '
-            f'syncdata=accesslog logbase="cn=accesslog" logfilter="{DELTA_LOGFILTER}" '
-            f'retry="{r.retry}" timeout=3 network-timeout=5 keepalive=240:10:30'
-            f'{syncrepl_tls(cfg, provider)}'
-        )
+    lines = [_syncrepl_line(cfg, dns, i, provider, replicator_password)
+             for i, provider in enumerate(r.providers, start=1)]
     lines += [f"olcUpdateRef: {provider}" for provider in r.providers]
     return "\n".join(lines) + "\n"
 
