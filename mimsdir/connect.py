@@ -13,6 +13,7 @@ the directory's certificate verified, StartTLS done before any password is sent.
 from __future__ import annotations
 
 import os
+import time
 
 from mimsdir.config import Config, read_secret
 from mimsdir.directory.slapdconf import Dns
@@ -31,6 +32,19 @@ def client_tls(cfg: Config) -> TlsClient | None:
     return TlsClient(ca_file=str(ca) if ca else None, starttls=tls.client_starttls)
 
 
+#: A directory of several in ``ldap.uri`` that could not be reached is tried after the others
+#: for this long (seconds): a provider that is down and drops packets (no "refused") would
+#: otherwise cost every new connection ``ldap.timeout`` before the next one is tried.
+DOWN_FOR = 30.0
+_down_until: dict[str, float] = {}
+
+
+def _in_order(uris: tuple[str, ...]) -> list[str]:
+    """``uris`` in their order, except that the ones found unreachable lately come last."""
+    now = time.monotonic()
+    return sorted(uris, key=lambda u: _down_until.get(u, 0.0) > now)
+
+
 def network_conn(cfg: Config, uri: str | None = None, timeout: float | None = None) -> Conn:
     """A connection to the first directory of ``ldap.uri`` (or to ``uri``) that answers, TLS
     as configured, not bound yet.
@@ -38,22 +52,27 @@ def network_conn(cfg: Config, uri: str | None = None, timeout: float | None = No
     Failover: with several URIs (the providers), one that cannot be reached (refused, timed
     out) is skipped and the next is tried, in order, on every new connection, so the sync's
     reconnects, the CLI and the portal's pool go on with the next provider when one is down.
+    One found unreachable is tried last for ``DOWN_FOR`` seconds (then in its place again).
     Anything else (a certificate that is not trusted, a directory that refuses StartTLS) is
     raised at once: a misconfigured provider is never skipped in silence."""
     uris = (uri,) if uri else cfg.ldap.uris
     wait = cfg.ldap.timeout if timeout is None else timeout
     tls = client_tls(cfg)
     failures: list[str] = []
-    for candidate in uris:
+    for candidate in _in_order(uris) if len(uris) > 1 else uris:
         try:
             conn = Conn(candidate, timeout=wait, tls=tls)
             if len(uris) > 1 and not conn.encrypted:
                 conn.probe()  # clear text connects lazily: make it connect now
-            return conn
         except TlsRefused:
             raise  # it answered: a TLS problem there is not an outage
         except DirectoryUnavailable as exc:
             failures.append(str(exc))
+            if len(uris) > 1:
+                _down_until[candidate] = time.monotonic() + DOWN_FOR
+            continue
+        _down_until.pop(candidate, None)
+        return conn
     if len(failures) == 1:
         raise DirectoryUnavailable(failures[0])
     raise DirectoryUnavailable("no directory answers: " + "; ".join(failures))
