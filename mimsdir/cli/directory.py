@@ -56,7 +56,8 @@ def down(ctx: Ctx) -> None:
 @directory.command()
 @pass_ctx
 def status(ctx: Ctx) -> None:
-    """Say whether slapd runs, where, and how many entries it holds. Exit 4 if not running.
+    """Say whether slapd runs, where, how many entries it holds, its replication role and how
+    far its copy goes (contextCSN: compare between servers). Exit 4 if not running.
 
     \b
     Example:
@@ -73,6 +74,15 @@ def status(ctx: Ctx) -> None:
     click.echo(f"  entries:  {st.entries if st.entries is not None else '?'}")
     click.echo(f"  students: {st.students if st.students is not None else '?'}")
     click.echo(f"  tls:      {_tls_summary(ctx)}")
+    r = ctx.cfg.directory.replication
+    if r.consumer:
+        click.echo(f"  role:     read-only consumer of {', '.join(r.providers)}")
+    elif r.server_id:
+        click.echo(f"  role:     provider, server id {r.server_id}, peers {', '.join(r.peers)}")
+    # How far this copy goes (replication's contextCSN, one per provider): compare the lines
+    # between servers (docs/replication.md, "A consumer out of date").
+    for csn in st.context_csns:
+        click.echo(f"  csn:      {csn}")
 
 
 def _tls_summary(ctx: Ctx) -> str:

@@ -49,6 +49,10 @@ class Status:
     state_dir: Path
     students: int | None = None
     entries: int | None = None
+    role: str = "provider"
+    #: The base entry's contextCSN values: how far this server's copy goes, one value per
+    #: provider (server id) whose changes it holds. Servers in step show the same values.
+    context_csns: tuple[str, ...] = ()
 
 
 def _pid(cfg: Config) -> int | None:
@@ -493,7 +497,7 @@ def down(cfg: Config, timeout: float = 30.0) -> bool:
 def status(cfg: Config) -> Status:
     pid = _pid(cfg)
     st = Status(running=pid is not None, pid=pid, uri=cfg.ldap.listen_uri, ldapi_uri=cfg.ldapi_uri,
-                state_dir=cfg.state_dir)
+                state_dir=cfg.state_dir, role=cfg.directory.replication.role)
     if pid is None:
         return st
     dns = Dns(cfg.ldap.base_dn)
@@ -505,9 +509,13 @@ def status(cfg: Config) -> Status:
             students = sum(1 for _ in c.search_paged(dns.students, ldap.SCOPE_ONELEVEL,
                                                      "(objectClass=mimsStudent)", ["1.1"],
                                                      "counting students"))
+            base = c.get(dns.base, ["contextCSN"], "reading the replication state") or {}
     except Exception:  # a status report must not fail because counting did
         return st
-    return Status(**{**st.__dict__, "students": students, "entries": total})
+    csns = tuple(sorted(v.decode() for k, vs in base.items() if k.lower() == "contextcsn"
+                        for v in vs))
+    return Status(**{**st.__dict__, "students": students, "entries": total,
+                     "context_csns": csns})
 
 
 def root_conn(cfg: Config) -> Conn:
