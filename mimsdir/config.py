@@ -662,6 +662,16 @@ class Config:
     # The folder the config file lives in: relative paths in it are relative to this.
     base_path: str = "."
 
+    def validate(self, path: str) -> None:
+        r = self.directory.replication
+        own = {u.rstrip("/").lower() for u in (self.ldap.listen_uri, self.ldap.tls.ldaps_uri)
+               if u}
+        for uri in r.providers:
+            if uri.rstrip("/").lower() in own:
+                raise ConfigError(f"directory.replication.providers: {uri} is this consumer's "
+                                  f"own listener (ldap.uri); list the providers it replicates "
+                                  f"from")
+
     def path(self, value: str) -> Path:
         """Resolve a path from the config relative to the config file, not the cwd (cron)."""
         p = Path(value)
