@@ -1,19 +1,27 @@
 """Read-only replicas near the schools (issue 10): two providers and one consumer on loopback,
-all with TLS required, started once for the module.
+all with TLS required, started once for the module (docs/replication.md, "Consumers").
 
-- the consumer takes everything from the providers (delta-syncrepl over their audit logs)
-  and writes nothing of its own: not its host's root, not the sync, not the id pools;
+- the consumer takes everything from the providers (syncrepl refreshAndPersist from each):
+  a student made on a provider reads and signs in there, the device account finds them;
+- it writes nothing of its own: not its host's root, not the sync, not the id pools, not an
+  ICT admin, not a form teacher's reset; a student's other writes are the provider's ACLs';
 - a portal reset on a provider signs in on the consumer within a measured bound;
-- wrong passwords on the consumer lock the student on every server (ppolicy forwards its
-  writes through the chain overlay), and an unlock on a provider opens the consumer;
-- a student's own password change on the consumer is made on a provider, as the student;
+- wrong passwords on the consumer count and lock on every server (ppolicy forwards its
+  writes through the chain overlay), a success there clears them, and a lockout made on a
+  provider (wrong passwords there, or ICT's lock) refuses the bind on the consumer;
+- a student's own password change on the consumer (an ordinary one, and the must-change
+  answer after a reset) is made on a provider, as the student;
+- clients with several URIs skip an unreachable one (not a TLS failure);
+- the consumer killed with SIGKILL while a sync writes to a provider: restarted, it catches
+  up, and all three hold the same data tree (dumps compared);
 - a provider killed with SIGKILL mid-sync: the sync finishes on the other provider, the
   portal and the CLI go on there too, and when the killed one comes back all three hold the
-  same data tree (dumps compared).
+  same data tree.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -23,7 +31,7 @@ import statistics
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,12 +40,20 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from mimsdir import connect
 from mimsdir.cli import main
 from mimsdir.config import Config, ReplicationConfig, load_config
 from mimsdir.connect import network_conn, service_conn
 from mimsdir.directory import server
 from mimsdir.directory.slapdconf import Dns, render_config
-from mimsdir.errors import AccessDenied, ConfigError, DirectoryUnavailable, TlsRefused
+from mimsdir.errors import (
+    AccessDenied,
+    ConfigError,
+    DirectoryError,
+    DirectoryUnavailable,
+    MimsError,
+    TlsRefused,
+)
 from mimsdir.ldapio import Conn, first, values
 from mimsdir.portal.directory import PortalDirectory, ServicePool
 from tests.conftest import TEST_TLS, free_port
@@ -189,47 +205,91 @@ def _locked(cfg: Config, dn: str, password: str) -> bool:
         return conn.bind_ppolicy(dn, password).locked
 
 
+def _at(cfg: Config, dn: str | None = None, password: str | None = None) -> Conn:
+    """A connection to this one server (never another of a list), bound if asked, over TLS."""
+    conn = network_conn(cfg, uri=cfg.ldap.listen_uri)
+    if dn is not None and password is not None:
+        conn.bind(dn, password)
+    return conn
+
+
+def _failures(cfg: Config, dn: str) -> int:
+    return len(_get(cfg, dn, "pwdFailureTime") or [])
+
+
 # -- the consumer --------------------------------------------------------------------------
 @pytest.mark.real_clock
-def test_the_consumer_takes_the_providers_tree_by_delta_and_writes_nothing(trio: Trio,
-                                                                           tmp_path: Path) -> None:
+def test_a_student_made_on_a_provider_reads_and_signs_in_on_the_consumer(trio: Trio) -> None:
     dns = Dns(trio.a.ldap.base_dn)
     # It built no tree of its own: the base entry is the providers' (same entryUUID).
     assert _get(trio.c, dns.base, "entryUUID") == _get(trio.a, dns.base, "entryUUID")
     assert _get(trio.c, dns.service("chain"), "cn") == ["chain"]
 
-    # A change reaches it as a delta from a provider's audit log, not as a whole entry.
-    dn = _student(trio)
+    dn = _student(trio)  # added on a; signs in on the consumer
+    uid = dn.split(",")[0].split("=")[1]
+    # A device pointed at the consumer finds the student with the device account.
+    device_pw = (trio.a.secrets_dir / "device.pw").read_text().strip()
+    with _at(trio.c, dns.service("device"), device_pw) as conn:
+        found = conn.search(dns.students, ldap.SCOPE_ONELEVEL,
+                            f"(mail={uid.lower()}@students.test.sg)", ["uid", "cn"],
+                            "a device looks the student up")
+    assert [first(e, "uid") for _, e in found] == [uid]
+
+    # A change reaches it from both providers, and is applied once (by its entryCSN).
     with server.root_conn(trio.a) as root:
         root.modify(dn, [(ldap.MOD_REPLACE, "mimsClass", [b"4B"])], "moving class")
     wait_for("the move on the consumer", lambda: _get(trio.c, dn, "mimsClass") == ["4B"])
-    log = (trio.c.state_dir / "slapd.log").read_text(errors="replace")
-    assert re.search(rf"syncrepl_message_to_op: rid=\d+ be_modify {re.escape(dn)} \(0\)", log)
+    assert _get(trio.c, dn, "entryCSN") == _get(trio.a, dn, "entryCSN")
 
-    # Nothing writes to it but replication: not its host's root (the data's rootDN is
-    # another DN there, and the chain refuses to forward anyone but students and staff:
-    # the real error, not a referral) ...
+
+@pytest.mark.real_clock
+def test_writes_at_the_consumer_other_than_a_persons_own_are_refused(trio: Trio,
+                                                                       tmp_path: Path) -> None:
+    """Nothing writes to a consumer's data but replication, and the chain forwards only a
+    person's own writes (the provider's ACLs decide them, as the person)."""
+    dns = Dns(trio.a.ldap.base_dn)
+    dn = _student(trio, "Start-pass-1234")
+    move = [(ldap.MOD_REPLACE, "mimsClass", [b"9Z"])]
+    # Its host's root: the data's rootDN is another DN there, and the chain refuses to
+    # forward anyone but students and staff (the real error, not a referral).
     with server.root_conn(trio.c) as root, pytest.raises(
             AccessDenied, match=r"read-only replica .*\(INAPPROPRIATE_AUTH\)"):
-        root.modify(dn, [(ldap.MOD_REPLACE, "mimsClass", [b"9Z"])], "writing on the consumer")
-    # ... nor the sync account, whose id pool reservation is refused there ...
+        root.modify(dn, move, "writing on the consumer")
+    # The sync account, whose id pool reservation is refused there.
     from mimsdir.directory.idpool import UID, Pools, reserve
 
     sync_pw = (trio.a.secrets_dir / "sync.pw").read_text().strip()
-    with network_conn(trio.c, uri=trio.c.ldap.listen_uri) as conn:
-        conn.bind(dns.service("sync"), sync_pw)
-        with pytest.raises(AccessDenied, match="read-only"):
-            reserve(conn, Pools(dns, 1000000, 900000), UID, 3)
+    with _at(trio.c, dns.service("sync"), sync_pw) as conn, pytest.raises(
+            AccessDenied, match="read-only"):
+        reserve(conn, Pools(dns, 1000000, 900000), UID, 3)
     assert _get(trio.a, dns.idpool("uid-0"), "mimsIdNext") is None
-    assert _get(trio.a, dn, "mimsClass") == ["4B"]
-    # ... and mimsdir says so before trying: the sync and a load refuse a consumer's config.
+    # The student: forwarded as the student, refused by the provider's ACLs.
+    with _at(trio.c, dn, "Start-pass-1234") as conn, pytest.raises(
+            AccessDenied, match="access control"):
+        conn.modify(dn, move, "a student moving class")
+    # An ICT admin: the chain may not act as one (the provider's authzTo for cn=chain).
+    with _at(trio.c, trio.admin, "Admin-pass-1234") as conn, pytest.raises(
+            DirectoryError, match="PROXIED_AUTHORIZATION_DENIED"):
+        conn.modify(dn, move, "an admin on the consumer")
+    # The student's form teacher: forwarded as the teacher, but a forwarded write reaches
+    # only the writer's own entry (schema/acl.in, realdn of the chain): no reset there.
+    with _at(trio.c, trio.teacher, "Admin-pass-1234") as conn, pytest.raises(
+            AccessDenied, match="access control"):
+        conn.set_password(dn, "Teacher-set-8812", doing="a teacher's reset on the consumer")
+    # Anonymous: refused before anything.
+    with _at(trio.c) as conn, pytest.raises(AccessDenied, match="sign in first"):
+        conn.modify(dn, move, "anonymous")
+    assert _get(trio.a, dn, "mimsClass") == ["4A"] and _get(trio.c, dn, "mimsClass") == ["4A"]
+    assert _signs_in(trio.a, dn, "Start-pass-1234")
+
+    # mimsdir says so before trying: the sync, a load, the portal, staff commands as root.
     roster = write_roster(tmp_path / "r.csv", school_rows("CONS", 2))
     cfg_c = str(Path(trio.c.base_path) / "config.yaml")
     for argv in (["sync", str(roster)], ["directory", "load", str(roster)],
-                 ["directory", "posix-backfill"], ["student", "show", "S1"],
-                 ["sspr", "serve"]):
+                 ["directory", "posix-backfill"], ["directory", "device", "add", "CONS"],
+                 ["student", "show", "S1"], ["sspr", "serve"]):
         res = CliRunner().invoke(main, ["--config", cfg_c, *argv])
-        assert res.exit_code == 2, res.output
+        assert res.exit_code == 2, (argv, res.output)
         assert "read-only consumer" in res.output
 
 
@@ -256,34 +316,47 @@ def test_a_portal_reset_on_a_provider_signs_in_on_the_consumer_within_the_bound(
 
 
 @pytest.mark.real_clock
-def test_wrong_passwords_on_the_consumer_lock_everywhere_and_an_unlock_opens_it(
-        trio: Trio) -> None:
+def test_wrong_passwords_on_the_consumer_count_and_lock_everywhere(trio: Trio) -> None:
+    dns = Dns(trio.a.ldap.base_dn)
+    # Two wrong passwords, then the right one: the failures reach both providers, and the
+    # success at the consumer clears them there (ppolicy forwards both writes).
+    dn = _student(trio, "Right-pass-1234")
+    for n in (1, 2):
+        with _at(trio.c) as conn:
+            assert not conn.bind_ppolicy(dn, f"wrong-{n}").ok
+    for cfg in (trio.a, trio.b):
+        wait_for("two failures on the providers", lambda cfg=cfg: _failures(cfg, dn) == 2)
+    wait_for("two failures back on the consumer", lambda: _failures(trio.c, dn) == 2)
+    assert _signs_in(trio.c, dn, "Right-pass-1234")
+    for cfg in (trio.a, trio.b, trio.c):
+        wait_for("the failures cleared", lambda cfg=cfg: _failures(cfg, dn) == 0)
+
+    # Enough of them lock the student on every server.
     dn = _student(trio, "Right-pass-1234")
     for n in range(1, FAILURES + 1):
-        with network_conn(trio.c, uri=trio.c.ldap.listen_uri) as conn:
+        with _at(trio.c) as conn:
             assert not conn.bind_ppolicy(dn, f"wrong-{n}").ok
         # Each failure is written on a provider and comes back: the consumer counts them.
-        wait_for(f"failure {n} back on the consumer",
-                 lambda n=n: len(_get(trio.c, dn, "pwdFailureTime") or []) == n)
+        wait_for(f"failure {n} back on the consumer", lambda n=n: _failures(trio.c, dn) == n)
     for cfg in (trio.a, trio.b, trio.c):
         wait_for(f"the lockout on {cfg.ldap.listen_uri}",
                  lambda cfg=cfg: bool(_get(cfg, dn, "pwdAccountLockedTime")))
         assert _locked(cfg, dn, "Right-pass-1234")
-    # A teacher's failure on the consumer is recorded on the providers too.
-    with network_conn(trio.c, uri=trio.c.ldap.listen_uri) as conn:
-        assert not conn.bind_ppolicy(trio.teacher, "not-the-teachers").ok
-    try:
-        wait_for("the teacher's failure on b",
-                 lambda: len(_get(trio.b, trio.teacher, "pwdFailureTime") or []) == 1)
-    finally:
-        with server.root_conn(trio.a) as root:
-            root.modify(trio.teacher, [(ldap.MOD_REPLACE, "pwdFailureTime", [])], "clearing")
     # The failures were written by the chain account, on a provider.
     with server.root_conn(trio.a) as root:
         writers = {first(e, "reqAuthzID") for _, e in root.search(
             "cn=accesslog", ldap.SCOPE_ONELEVEL, f"(&(reqDN={dn})(reqMod=pwdFailureTime:+*))",
             ["reqAuthzID"], "who recorded the failures")}
-    assert writers == {Dns(trio.a.ldap.base_dn).service("chain")}
+    assert writers == {dns.service("chain")}
+
+    # A teacher's failure on the consumer is recorded on the providers too.
+    with _at(trio.c) as conn:
+        assert not conn.bind_ppolicy(trio.teacher, "not-the-teachers").ok
+    try:
+        wait_for("the teacher's failure on b", lambda: _failures(trio.b, trio.teacher) == 1)
+    finally:
+        with server.root_conn(trio.a) as root:
+            root.modify(trio.teacher, [(ldap.MOD_REPLACE, "pwdFailureTime", [])], "clearing")
 
     portal = PortalDirectory(trio.client)
     try:
@@ -295,11 +368,32 @@ def test_wrong_passwords_on_the_consumer_lock_everywhere_and_an_unlock_opens_it(
 
 
 @pytest.mark.real_clock
+def test_a_lockout_made_on_a_provider_refuses_the_bind_on_the_consumer(trio: Trio) -> None:
+    # Wrong passwords typed at a device that uses provider b.
+    dn = _student(trio, "Right-pass-1234")
+    for n in range(FAILURES):
+        with _at(trio.b) as conn:
+            assert not conn.bind_ppolicy(dn, f"wrong-{n}").ok
+    wait_for("b's lockout on the consumer", lambda: _locked(trio.c, dn, "Right-pass-1234"),
+             timeout=BOUND_SECONDS)
+    # ICT's lock on provider a (pwdAccountLockedTime 000001010000Z: until unlocked).
+    dn = _student(trio, "Right-pass-1234")
+    with server.root_conn(trio.a) as root:
+        root.modify(dn, [(ldap.MOD_ADD, "pwdAccountLockedTime", [b"000001010000Z"])],
+                    "locking a student")
+    wait_for("a's lock on the consumer", lambda: _locked(trio.c, dn, "Right-pass-1234"),
+             timeout=BOUND_SECONDS)
+    with server.root_conn(trio.a) as root:
+        root.modify(dn, [(ldap.MOD_DELETE, "pwdAccountLockedTime", None)], "unlocking")
+    wait_for("a's unlock on the consumer", lambda: _signs_in(trio.c, dn, "Right-pass-1234"),
+             timeout=BOUND_SECONDS)
+
+
+@pytest.mark.real_clock
 def test_a_password_changed_on_the_consumer_is_changed_on_a_provider_as_the_student(
         trio: Trio) -> None:
     dn = _student(trio, "Old-pass-1234")
-    with network_conn(trio.c, uri=trio.c.ldap.listen_uri) as conn:
-        conn.bind(dn, "Old-pass-1234")
+    with _at(trio.c, dn, "Old-pass-1234") as conn:
         conn.set_password(dn, "Koala-climbs-58", old="Old-pass-1234")
     for cfg in (trio.a, trio.b, trio.c):
         wait_for(f"the new password on {cfg.ldap.listen_uri}",
@@ -309,23 +403,89 @@ def test_a_password_changed_on_the_consumer_is_changed_on_a_provider_as_the_stud
                              f"(&(reqDN={dn})(reqMod=userPassword:=*))", ["reqAuthzID"],
                              "who changed the password")
     assert [first(e, "reqAuthzID") for _, e in change][-1] == dn.lower()
+    # The provider's password policy applied: a password from the history is refused.
+    with _at(trio.c, dn, "Koala-climbs-58") as conn, pytest.raises(MimsError):
+        conn.set_password(dn, "Old-pass-1234", old="Koala-climbs-58")
 
     # The chain account acts as students and form teachers only, never as an ICT admin.
     chain_pw = (trio.c.secrets_dir / "chain.pw").read_text().strip()
     dns = Dns(trio.a.ldap.base_dn)
-    with network_conn(trio.a, uri=trio.a.ldap.listen_uri) as conn:
-        conn.bind(dns.service("chain"), chain_pw)
+    with _at(trio.a, dns.service("chain"), chain_pw) as conn:
         conn.act_as(dn)
         assert conn.whoami() == f"dn:{dn.lower()}"
         conn.act_as(trio.teacher)
         assert conn.whoami() == f"dn:{trio.teacher.lower()}"
         conn.act_as(trio.admin)
         with pytest.raises(ldap.LDAPError) as refused:
-            conn.lo.whoami_s(ldap.controls.RequestControlTuples(conn._proxy))  # noqa: SLF001
+            conn.lo.whoami_s(ldap.controls.RequestControlTuples(conn._proxy))
         assert isinstance(refused.value, ldap.PROXIED_AUTHORIZATION_DENIED)
 
 
-# -- a provider killed mid-sync ----------------------------------------------------------------
+@pytest.mark.real_clock
+def test_a_reset_student_answers_must_change_on_the_consumer(trio: Trio) -> None:
+    """The device's must-change flow (docs/devices.md) at a consumer: the teacher's reset is
+    made on a provider, the student signs in at the consumer with the default password, is
+    told to change it, and changes it there; the change is made on a provider and clears
+    the must-change everywhere."""
+    dn = _student(trio)
+    portal = PortalDirectory(trio.client)
+    try:
+        portal.teacher_reset(trio.teacher, dn, "Panda-default-3344")
+    finally:
+        portal.close()
+    wait_for("the reset on the consumer", lambda: _get(trio.c, dn, "pwdReset") == ["TRUE"])
+    with _at(trio.c) as conn:
+        outcome = conn.bind_ppolicy(dn, "Panda-default-3344")
+        assert outcome.ok and outcome.must_change
+        conn.set_password(dn, "Giraffe-runs-4471", old="Panda-default-3344")
+    for cfg in (trio.a, trio.b, trio.c):
+        wait_for(f"the change on {cfg.ldap.listen_uri}", lambda cfg=cfg: (
+            _get(cfg, dn, "pwdReset") is None or _get(cfg, dn, "pwdReset") == [])
+            and _signs_in(cfg, dn, "Giraffe-runs-4471"), timeout=BOUND_SECONDS)
+    with _at(trio.c) as conn:
+        assert not conn.bind_ppolicy(dn, "Giraffe-runs-4471").must_change
+
+
+# -- clients fail over ------------------------------------------------------------------------
+@pytest.mark.real_clock
+def test_clients_go_on_to_the_next_uri_only_when_one_is_unreachable(
+        trio: Trio, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(connect, "_down_until", {})
+    tried: list[str] = []
+    real = connect.Conn
+
+    def recording(uri: str, **kw: object) -> Conn:
+        tried.append(uri)
+        return real(uri, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(connect, "Conn", recording)
+    dead = f"ldap://127.0.0.1:{free_port()}"
+    live = trio.a.ldap.listen_uri
+    cfg = dataclasses.replace(trio.client, ldap=dataclasses.replace(
+        trio.client.ldap, uri=f"{dead} {live}"))
+    with network_conn(cfg) as conn:
+        assert conn.uri == live
+    assert tried == [dead, live]
+    # The unreachable one is tried last for a while: no wait on it for every connection.
+    tried.clear()
+    with service_conn(cfg, "sync") as conn:
+        assert conn.whoami().startswith("dn:cn=sync,")
+    assert tried == [live]
+    only_dead = dataclasses.replace(cfg, ldap=dataclasses.replace(cfg.ldap, uri=dead))
+    with pytest.raises(DirectoryUnavailable, match="unreachable"):
+        network_conn(only_dead)
+    # A directory that answers but cannot give TLS is an error, never skipped in silence.
+    peer = NoStartTls()
+    try:
+        refusing = dataclasses.replace(cfg, ldap=dataclasses.replace(
+            cfg.ldap, uri=f"{peer.uri} {live}"))
+        with pytest.raises(TlsRefused):
+            network_conn(refusing)
+    finally:
+        peer.close()
+
+
+# -- servers killed mid-sync ------------------------------------------------------------------
 IGNORED = {"contextcsn"}  # the base entry's replication state: each server's own view
 
 
@@ -339,22 +499,93 @@ def _dump(cfg: Config) -> dict[str, dict[str, list[bytes]]]:
                                                ["*", "+"], "dumping the data tree")}
 
 
+def _converge(trio: Trio, timeout: float = 60) -> dict[str, dict[str, list[bytes]]]:
+    """Poll until a, b and the consumer hold the same data tree; fail naming what differs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            dumps = [_dump(cfg) for cfg in (trio.a, trio.b, trio.c)]
+        except DirectoryUnavailable:
+            dumps = []
+        if dumps and dumps[0] == dumps[1] == dumps[2]:
+            return dumps[2]
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert dumps, "a server did not answer"
+    for name, other in (("b", dumps[1]), ("the consumer", dumps[2])):
+        differ = {dn: sorted(k for k in set(dumps[0].get(dn, {})) | set(other.get(dn, {}))
+                             if dumps[0].get(dn, {}).get(k) != other.get(dn, {}).get(k))
+                  for dn in set(dumps[0]) | set(other) if dumps[0].get(dn) != other.get(dn)}
+        assert differ == {}, f"a and {name} differ: {dict(list(differ.items())[:5])}"
+    raise AssertionError("unreachable")
+
+
+def _sync(trio: Trio, tmp_path: Path, school: str, count: int) -> subprocess.Popen[bytes]:
+    roster = write_roster(tmp_path / f"{school}.csv", school_rows(school, count))
+    client_cfg = str(Path(trio.client.base_path) / "config.yaml")
+    return subprocess.Popen([str(MIMSDIR), "--config", client_cfg, "sync", str(roster),
+                             "--report", str(tmp_path / "report.json")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _until(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
+    """wait_for, polling fast: catches a sync in the middle of its batch."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+@pytest.mark.real_clock
+def test_the_consumer_killed_mid_sync_catches_up_when_restarted(trio: Trio,
+                                                                  tmp_path: Path) -> None:
+    school = "C" + uuid.uuid4().hex[:6].upper()
+    count = 80
+    proc = _sync(trio, tmp_path, school, count)
+    killed = False
+    try:
+        # Some of the batch has reached the consumer, and the sync is still writing.
+        _until("the sync's first students on the consumer",
+               lambda: len(school_entries(trio.c, school)) >= 1)
+        os.kill(server.status(trio.c).pid, signal.SIGKILL)  # type: ignore[arg-type]
+        killed = True
+        assert proc.poll() is None, "the sync ended before the consumer was killed"
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode() + out.decode()
+        report = json.loads((tmp_path / "report.json").read_text())
+        assert report["applied"]["create"] == count and report["reconnects"] == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        if killed:
+            server.up(trio.c)
+    tree = _converge(trio)
+    students = [e for e in tree.values()
+                if [v.decode() for v in e.get("mimsschoolcode", [])] == [school]]
+    assert len(students) == count
+    # `directory status` shows how far each copy goes: the same contextCSN values now.
+    assert server.status(trio.c).context_csns == server.status(trio.a).context_csns != ()
+    res = CliRunner().invoke(main, ["--config", str(Path(trio.c.base_path) / "config.yaml"),
+                                    "directory", "status"])
+    assert "role:     read-only consumer of" in res.output
+    assert all(f"csn:      {csn}" in res.output for csn in server.status(trio.a).context_csns)
+
+
 @pytest.mark.real_clock
 def test_a_provider_killed_mid_sync_the_sync_and_clients_fail_over_then_all_converge(
         trio: Trio, tmp_path: Path) -> None:
     school = "K" + uuid.uuid4().hex[:6].upper()
     count = 60
-    roster = write_roster(tmp_path / f"{school}.csv", school_rows(school, count))
+    proc = _sync(trio, tmp_path, school, count)
     client_cfg = str(Path(trio.client.base_path) / "config.yaml")
-    proc = subprocess.Popen([str(MIMSDIR), "--config", client_cfg, "sync", str(roster),
-                             "--report", str(tmp_path / "report.json")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     killed = False
     try:
-        wait_for("the sync's first writes on a",
-                 lambda: len(school_entries(trio.a, school)) >= 1, timeout=30)
-        os.kill(server.status(trio.a).pid, signal.SIGKILL)
+        _until("the sync's first writes on a", lambda: len(school_entries(trio.a, school)) >= 1)
+        os.kill(server.status(trio.a).pid, signal.SIGKILL)  # type: ignore[arg-type]
         killed = True
+        assert proc.poll() is None, "the sync ended before a was killed"
         out, err = proc.communicate(timeout=120)
         # It went on with b: finished, nothing failed.
         assert proc.returncode == 0, err.decode() + out.decode()
@@ -363,7 +594,7 @@ def test_a_provider_killed_mid_sync_the_sync_and_clients_fail_over_then_all_conv
         assert report["applied"]["create"] == count
         assert len(school_entries(trio.b, school)) == count
 
-        # The portal's pool and the CLI go on with b as well.
+        # The portal's pool and the CLI (a read, and ICT's unlock) go on with b as well.
         pool = ServicePool(trio.client, 2)
         conn = pool.borrow()
         assert conn.uri == trio.b.ldap.listen_uri
@@ -372,6 +603,8 @@ def test_a_provider_killed_mid_sync_the_sync_and_clients_fail_over_then_all_conv
         res = CliRunner().invoke(main, ["--config", client_cfg, "student", "show", uid])
         assert res.exit_code == 0, res.output
         assert uid in res.output
+        res = CliRunner().invoke(main, ["--config", client_cfg, "student", "unlock", uid])
+        assert res.exit_code == 0, res.output
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -380,45 +613,64 @@ def test_a_provider_killed_mid_sync_the_sync_and_clients_fail_over_then_all_conv
             server.up(trio.a)
 
     # a is back: all three hold the same data tree, nothing lost.
-    deadline = time.monotonic() + 60
-    while True:
-        dumps = [_dump(cfg) for cfg in (trio.a, trio.b, trio.c)]
-        if dumps[0] == dumps[1] == dumps[2] or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    for name, other in (("b", dumps[1]), ("consumer", dumps[2])):
-        differ = sorted(dn for dn in set(dumps[0]) | set(other)
-                        if dumps[0].get(dn) != other.get(dn))
-        detail = {dn: {k: (dumps[0].get(dn, {}).get(k), other.get(dn, {}).get(k)) for k in set(dumps[0].get(dn, {})) | set(other.get(dn, {})) if dumps[0].get(dn, {}).get(k) != other.get(dn, {}).get(k)} for dn in differ[:5]}
-        assert differ == [], f"a and {name} differ: {detail}"
-    students = [e for e in dumps[2].values() if [v.decode() for v in e.get(
-        "mimsschoolcode", [])] == [school]]
+    tree = _converge(trio)
+    students = [e for e in tree.values()
+                if [v.decode() for v in e.get("mimsschoolcode", [])] == [school]]
     assert len(students) == count
     assert not any("mimscredentialpending" in e for e in students)
 
 
 # -- no slapd of its own ------------------------------------------------------------------------
-def test_replication_roles_are_checked() -> None:
+def test_replication_roles_are_checked(tmp_path: Path) -> None:
+    """Every refusal of directory.replication names its key; the YAML's form of each too."""
     def check(**kw: object) -> None:
         ReplicationConfig(**kw).validate("directory.replication")  # type: ignore[arg-type]
 
     check(role="consumer", providers=("ldap://p1:389", "ldaps://p2:636"))
-    for kw, key in (({"role": "replica"}, "role"),
-                    ({"role": "consumer"}, "providers"),
-                    ({"role": "consumer", "providers": ("http://p1",)}, "providers"),
-                    ({"role": "consumer", "providers": ("ldap://p1",), "server_id": 3},
-                     "server_id"),
-                    ({"role": "consumer", "providers": ("ldap://p1",), "peers": ("ldap://p2",)},
-                     "peers"),
-                    ({"role": "consumer", "providers": ("ldap://p1",), "join": True}, "join"),
-                    ({"server_id": 1, "providers": ("ldap://p1",)}, "providers")):
-        with pytest.raises(ConfigError, match=rf"directory\.replication\.{key}"):
+    check(role="provider", server_id=1, peers=("ldap://p2:389",))
+    for kw, key, why in (
+            ({"role": "replica"}, "role", "one of provider, consumer"),
+            ({"role": "consumer"}, "providers", "at least one provider"),
+            ({"role": "consumer", "providers": ("http://p1",)}, "providers", "not an ldap"),
+            ({"role": "consumer", "providers": ('ldap://p1 "x"',)}, "providers", "not an ldap"),
+            ({"role": "consumer", "providers": ("ldap://p1",), "server_id": 3}, "server_id",
+             "has none"),
+            ({"role": "consumer", "providers": ("ldap://p1",), "peers": ("ldap://p2",)},
+             "peers", "no peers"),
+            ({"role": "consumer", "providers": ("ldap://p1",), "join": True}, "join",
+             "leave join out"),
+            ({"server_id": 1, "providers": ("ldap://p1",)}, "providers",
+             "only for role: consumer")):
+        with pytest.raises(ConfigError, match=rf"directory\.replication\.{key}: .*{why}"):
             check(**kw)
+
+    def load(replication: object, uri: str = "ldap://127.0.0.1:3390") -> Config:
+        return _write(tmp_path / "config.yaml", {
+            "ldap": {"uri": uri, "tls": {**TEST_TLS, "ldaps_uri": "ldaps://127.0.0.1:6360"}},
+            "directory": {"replication": replication}})
+
+    assert load({"role": "consumer", "providers": ["ldap://p1:389"]}).directory.replication \
+        .providers == ("ldap://p1:389",)
+    for replication, why in (
+            ({"role": "consumer", "providers": "ldap://p1:389"},
+             r"replication\.providers: expected a list"),
+            ({"role": "consumer", "providers": ["ldap://p1:389", 7]},
+             r"replication\.providers: not an ldap:// or ldaps:// URL: .7."),
+            ({"role": "consumer", "providers": ["ldap://127.0.0.1:3390/"]},
+             r"replication\.providers: ldap://127\.0\.0\.1:3390/ is this consumer's own"),
+            ({"role": "consumer", "providers": ["ldaps://127.0.0.1:6360"]},
+             "this consumer's own"),
+            ({"role": "secondary", "providers": ["ldap://p1"]}, r"replication\.role"),
+            ({"role": "consumer", "providers": ["ldap://p1"], "replicas": 2},
+             r"replication\.replicas: unknown key")):
+        with pytest.raises(ConfigError, match=why):
+            load(replication)
 
 
 def test_ldap_uri_may_list_the_providers(tmp_path: Path) -> None:
-    def load(uri: object) -> Config:
-        return _write(tmp_path / "config.yaml", {"ldap": {"uri": uri}})
+    def load(uri: object, **tls: object) -> Config:
+        return _write(tmp_path / "config.yaml", {"ldap": {"uri": uri, **(
+            {"tls": tls} if tls else {})}})
 
     for given in (["ldap://p1:389", "ldaps://p2:636"], "ldap://p1:389 ldaps://p2:636",
                   "ldap://p1:389, ldaps://p2:636"):
@@ -426,10 +678,20 @@ def test_ldap_uri_may_list_the_providers(tmp_path: Path) -> None:
         assert cfg.ldap.uris == ("ldap://p1:389", "ldaps://p2:636")
         assert cfg.ldap.listen_uri == "ldap://p1:389"
     assert load("ldap://one:389").ldap.uris == ("ldap://one:389",)
-    for bad, why in ((["ldap://p1", "http://p2"], "must start with"),
-                     (["ldap://p1", "ldapi://%2Fsock"], "ldapi"), ([], "list of URIs")):
+    for bad, why in ((["ldap://p1", "http://p2"], r"ldap\.uri: must start with .*'http://p2'"),
+                     (["ldap://p1", "ldapi://%2Fsock"], r"ldap\.uri: ldapi:// cannot be one"),
+                     ([], r"ldap\.uri: expected a URI or a list of URIs"),
+                     (["ldap://p1", 389], r"ldap\.uri: expected a URI or a list of URIs"),
+                     ("", r"ldap\.uri: expected a URI or a list of URIs"),
+                     (" , ", r"ldap\.uri: expected a URI or a list of URIs")):
         with pytest.raises(ConfigError, match=why):
             load(bad)
+    # TLS required and one ldap:// URI among them: clients must do StartTLS on it.
+    assert load(["ldaps://p1:636", "ldap://p2:389"], mode="generate", require=True).ldap.tls \
+        .client_starttls
+    with pytest.raises(ConfigError, match=r"ldap\.tls\.starttls: must be on"):
+        load(["ldaps://p1:636", "ldap://p2:389"], mode="generate", require=True,
+             starttls=False)
 
 
 def _consumer_config(tmp_path: Path) -> Config:
@@ -440,7 +702,7 @@ def _consumer_config(tmp_path: Path) -> Config:
 
 
 def test_a_consumers_cn_config(tmp_path: Path) -> None:
-    """What makes a consumer (docs/replication.md): delta-syncrepl from every provider over
+    """What makes a consumer (docs/replication.md): syncrepl from every provider over
     TLS, writes referred to the providers and chained as the writer, ppolicy's state
     forwarded, its data written by replication only, and no server id."""
     cfg = _consumer_config(tmp_path)
@@ -450,10 +712,13 @@ def test_a_consumers_cn_config(tmp_path: Path) -> None:
     assert len(syncrepl) == 2
     for line, provider in zip(syncrepl, ("ldap://p1:389", "ldaps://p2:636"), strict=True):
         assert f"provider={provider} " in line
-        for option in ("type=refreshAndPersist", "syncdata=accesslog", 'logbase="cn=accesslog"',
-                       'logfilter="(&(objectClass=auditWriteObject)(reqResult=0))"',
-                       "tls_reqcert=demand", f'binddn="{dns.service("replicator")}"'):
+        for option in ("type=refreshAndPersist", 'searchbase="dc=mims,dc=example"',
+                       "tls_reqcert=demand", f'binddn="{dns.service("replicator")}"',
+                       'credentials="replicator-secret"'):
             assert option in line
+        # Whole entries, not the providers' audit logs (docs/replication.md, "Why not
+        # delta-syncrepl").
+        assert "syncdata" not in line
     assert "starttls=critical" in syncrepl[0]
     assert re.findall(r"^olcUpdateRef: (.*)$", text, re.M) == ["ldap://p1:389",
                                                                "ldaps://p2:636"]
@@ -478,48 +743,29 @@ def test_a_consumers_cn_config(tmp_path: Path) -> None:
     assert "olcServerID" not in text and "olcMultiProvider" not in text
 
 
-def test_a_providers_cn_config_serves_delta_syncrepl(tmp_path: Path) -> None:
-    """The providers' audit log is what consumers replicate from: the replicator reads it,
-    without limits, through syncprov."""
+def test_a_provider_gives_nobody_its_audit_log(tmp_path: Path) -> None:
+    """Consumers replicate the data, not the providers' audit logs: the replicator (whose
+    password every consumer holds) reads nothing of cn=accesslog, and a provider's
+    cn=config carries nothing of a consumer's (no chain, no referrals)."""
     cfg = _write(tmp_path / "config.yaml", {"directory": {"state_dir": str(tmp_path / "s")}})
     text = render_config(cfg)
     accesslog = text.split("olcSuffix: cn=accesslog", 1)[1].split("olcDatabase={2}mdb", 1)[0]
-    replicator = Dns(cfg.ldap.base_dn).service("replicator")
-    assert f'by dn.exact="{replicator}" read' in accesslog
-    assert f'dn.exact="{replicator}" size=unlimited time=unlimited' in accesslog
-    assert "dn: olcOverlay={0}syncprov,olcDatabase={1}mdb,cn=config" in accesslog
+    assert "replicator" not in accesslog and "syncprov" not in accesslog
     assert "chain" not in text.lower().replace("cn=chain", "")
+    assert "olcUpdateRef" not in text and "olcPPolicyForwardUpdates" not in text
+    data = text.split(f"olcSuffix: {Dns(cfg.ldap.base_dn).base}", 1)[1]
+    assert re.search(r"^olcRootDN: (.*)$", data, re.M)[1] == Dns(cfg.ldap.base_dn).root  # type: ignore[index]
 
 
 def test_a_consumer_needs_the_providers_secrets(tmp_path: Path) -> None:
     cfg = _consumer_config(tmp_path)
-    with pytest.raises(ConfigError, match=r"replicator\.pw.*copy replicator\.pw, chain\.pw"):
+    with pytest.raises(ConfigError, match=r"replicator\.pw: missing.*copy replicator\.pw, "
+                                          r"chain\.pw from a provider"):
         server.build(cfg)
+    # It generates neither (a password of its own would match no provider's).
     assert not (cfg.secrets_dir / "replicator.pw").exists()
-
-
-# -- clients fail over (the session's directory as the one that answers) ---------------------
-@pytest.mark.real_clock
-def test_clients_go_on_to_the_next_uri_only_when_one_is_unreachable(slapd: Config,
-                                                                     tmp_path: Path) -> None:
-    import dataclasses
-
-    dead = f"ldap://127.0.0.1:{free_port()}"
-    cfg = dataclasses.replace(slapd, ldap=dataclasses.replace(
-        slapd.ldap, uri=f"{dead} {slapd.ldap.uri}"))
-    with network_conn(cfg) as conn:
-        assert conn.uri == slapd.ldap.uri
-    with service_conn(cfg, "sync") as conn:
-        assert conn.whoami().startswith("dn:cn=sync,")
-    only_dead = dataclasses.replace(cfg, ldap=dataclasses.replace(cfg.ldap, uri=dead))
-    with pytest.raises(DirectoryUnavailable, match="unreachable"):
-        network_conn(only_dead)
-    # A directory that answers but cannot give TLS is an error, never skipped in silence.
-    peer = NoStartTls()
-    try:
-        refusing = dataclasses.replace(cfg, ldap=dataclasses.replace(
-            cfg.ldap, uri=f"{peer.uri} {slapd.ldap.uri}"))
-        with pytest.raises(TlsRefused):
-            network_conn(refusing)
-    finally:
-        peer.close()
+    (cfg.secrets_dir / "replicator.pw").write_text("from-a-provider", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"chain\.pw: missing"):
+        server.build(cfg)
+    assert not (cfg.secrets_dir / "chain.pw").exists()
+    assert sorted(p.name for p in cfg.secrets_dir.iterdir()) == ["replicator.pw"]
