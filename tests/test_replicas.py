@@ -243,6 +243,27 @@ def test_a_student_made_on_a_provider_reads_and_signs_in_on_the_consumer(trio: T
 
 
 @pytest.mark.real_clock
+def test_up_leaves_the_service_accounts_authzto_alone_once_slapd_holds_it(trio: Trio) -> None:
+    """`up` writes a service's authzTo only when it differs from what it should be: a value
+    slapd holds (written over LDAP: ordered, "{0}...", and escaped, "%7C") is the same. A
+    rewrite on every start would be a replicated write from every provider that starts."""
+    from mimsdir.directory.slapdconf import service_authz
+
+    dns = Dns(trio.a.ldap.base_dn)
+    with server.root_conn(trio.a) as root:
+        for name, authz in service_authz(dns).items():
+            root.modify(dns.service(name), [(ldap.MOD_REPLACE, "authzTo",
+                                             [v.encode() for v in authz])],
+                        "writing authzTo as an upgrade does")
+    held = _get(trio.a, dns.service("chain"), "authzTo") or []
+    assert held and all(v.startswith("{") for v in held)
+    wait_for("the write on b", lambda: _get(trio.b, dns.service("chain"), "authzTo") == held)
+    csn = _get(trio.a, dns.service("chain"), "entryCSN")
+    assert server.ensure_policies(trio.a) == [] and server.ensure_policies(trio.b) == []
+    assert _get(trio.a, dns.service("chain"), "entryCSN") == csn
+
+
+@pytest.mark.real_clock
 def test_writes_at_the_consumer_other_than_a_persons_own_are_refused(trio: Trio,
                                                                        tmp_path: Path) -> None:
     """Nothing writes to a consumer's data but replication, and the chain forwards only a
@@ -287,10 +308,18 @@ def test_writes_at_the_consumer_other_than_a_persons_own_are_refused(trio: Trio,
     cfg_c = str(Path(trio.c.base_path) / "config.yaml")
     for argv in (["sync", str(roster)], ["directory", "load", str(roster)],
                  ["directory", "posix-backfill"], ["directory", "device", "add", "CONS"],
-                 ["student", "show", "S1"], ["sspr", "serve"]):
+                 ["student", "show", "S1"]):
         res = CliRunner().invoke(main, ["--config", cfg_c, *argv])
         assert res.exit_code == 2, (argv, res.output)
         assert "read-only consumer" in res.output
+    # The portal in a process of its own: were it to start, it would serve until killed.
+    try:
+        portal = subprocess.run([str(MIMSDIR), "--config", cfg_c, "sspr", "serve",
+                                 "--listen", f"127.0.0.1:{free_port()}"],
+                                capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the portal started on a consumer's config")
+    assert portal.returncode == 2 and "read-only consumer" in portal.stderr + portal.stdout
 
 
 @pytest.mark.real_clock

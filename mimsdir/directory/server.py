@@ -394,7 +394,12 @@ def ensure_policies(cfg: Config) -> list[str]:
                 # peers' copy carries its authzTo.
                 continue
             entry = entry or {}
-            if sorted(v.decode() for vs in entry.values() for v in vs) != sorted(authz):
+            # authzTo is X-ORDERED 'VALUES' in slapd 2.5: a value written over LDAP comes back
+            # as "{0}...". Without the prefix it is in the form slapd stores (service_authz),
+            # so an unchanged authzTo is never rewritten (each rewrite is a replicated write).
+            have = sorted(re.sub(r"^\{\d+\}", "", v.decode())
+                          for vs in entry.values() for v in vs)
+            if have != sorted(authz):
                 c.modify(dn, [(ldap.MOD_REPLACE, "authzTo", [v.encode() for v in authz])],
                          f"updating the {name} service's authzTo")
                 changed.append(f"{name}-authz")
