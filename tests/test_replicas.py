@@ -213,6 +213,20 @@ def _at(cfg: Config, dn: str | None = None, password: str | None = None) -> Conn
     return conn
 
 
+def _writers(trio: Trio, logfilter: str) -> set[str]:
+    """Who made the writes that ``logfilter`` finds in the providers' audit logs. A forwarded
+    write is made on whichever provider the chain reached (the first that answers): it is
+    in that one's log as its writer, and in the other's as replicated (by the rootDN, which
+    is left out here, as is every write the test made as the host's root)."""
+    found: set[str] = set()
+    for cfg in (trio.a, trio.b):
+        with server.root_conn(cfg) as root:
+            found |= {first(e, "reqAuthzID") or "" for _, e in root.search(
+                "cn=accesslog", ldap.SCOPE_ONELEVEL, logfilter, ["reqAuthzID"],
+                "reading the audit log")}
+    return found - {Dns(trio.a.ldap.base_dn).root}
+
+
 def _failures(cfg: Config, dn: str) -> int:
     return len(_get(cfg, dn, "pwdFailureTime") or [])
 
@@ -372,11 +386,8 @@ def test_wrong_passwords_on_the_consumer_count_and_lock_everywhere(trio: Trio) -
                  lambda cfg=cfg: bool(_get(cfg, dn, "pwdAccountLockedTime")))
         assert _locked(cfg, dn, "Right-pass-1234")
     # The failures were written by the chain account, on a provider.
-    with server.root_conn(trio.a) as root:
-        writers = {first(e, "reqAuthzID") for _, e in root.search(
-            "cn=accesslog", ldap.SCOPE_ONELEVEL, f"(&(reqDN={dn})(reqMod=pwdFailureTime:+*))",
-            ["reqAuthzID"], "who recorded the failures")}
-    assert writers == {dns.service("chain")}
+    assert _writers(trio, f"(&(reqDN={dn})(reqMod=pwdFailureTime:+*))") == {
+        dns.service("chain")}
 
     # A teacher's failure on the consumer is recorded on the providers too.
     with _at(trio.c) as conn:
@@ -427,11 +438,8 @@ def test_a_password_changed_on_the_consumer_is_changed_on_a_provider_as_the_stud
     for cfg in (trio.a, trio.b, trio.c):
         wait_for(f"the new password on {cfg.ldap.listen_uri}",
                  lambda cfg=cfg: _signs_in(cfg, dn, "Koala-climbs-58"), timeout=BOUND_SECONDS)
-    with server.root_conn(trio.a) as root:
-        change = root.search("cn=accesslog", ldap.SCOPE_ONELEVEL,
-                             f"(&(reqDN={dn})(reqMod=userPassword:=*))", ["reqAuthzID"],
-                             "who changed the password")
-    assert [first(e, "reqAuthzID") for _, e in change][-1] == dn.lower()
+    # Set by the host's root on a (the test's student), then changed as the student.
+    assert _writers(trio, f"(&(reqDN={dn})(reqMod=userPassword:=*))") == {dn.lower()}
     # The provider's password policy applied: a password from the history is refused.
     with _at(trio.c, dn, "Koala-climbs-58") as conn, pytest.raises(MimsError):
         conn.set_password(dn, "Old-pass-1234", old="Koala-climbs-58")
@@ -622,6 +630,13 @@ def test_a_provider_killed_mid_sync_the_sync_and_clients_fail_over_then_all_conv
         assert report["reconnects"] >= 1 and report["write_failures"] == []
         assert report["applied"]["create"] == count
         assert len(school_entries(trio.b, school)) == count
+
+        # The consumer goes on: it signs people in (it replicates from b too), and forwards
+        # what a sign-in writes to b.
+        dn = Dns(trio.b.ldap.base_dn).student(next(iter(school_entries(trio.b, school))))
+        with _at(trio.c) as conn:
+            assert not conn.bind_ppolicy(dn, "wrong-while-a-is-down").ok
+        wait_for("the failure on b", lambda: _failures(trio.b, dn) == 1, timeout=BOUND_SECONDS)
 
         # The portal's pool and the CLI (a read, and ICT's unlock) go on with b as well.
         pool = ServicePool(trio.client, 2)

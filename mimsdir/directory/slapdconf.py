@@ -304,8 +304,9 @@ def chain_tls(cfg: Config, uri: str) -> tuple[str, str]:
 def chain_config(cfg: Config, dns: Dns, chain_password: str | None) -> str:
     """A consumer's chain overlay (slapo-chain(5)), on the frontend: a write that the
     consumer answers with a referral to the providers (olcUpdateRef), and ppolicy's
-    forwarded bind state (olcPPolicyForwardUpdates), are carried out on the first provider
-    that answers, over TLS.
+    forwarded bind state (olcPPolicyForwardUpdates), are carried out on a provider that
+    answers (slapo-chain tries the referral's URIs; measured: not always in their order),
+    over TLS with the provider's certificate verified.
 
     Identity: the chain account binds, and asserts (proxied authorization, critical) the
     identity that made the write on the consumer: a student's own password change is made on
@@ -313,7 +314,9 @@ def chain_config(cfg: Config, dns: Dns, chain_password: str | None) -> str:
     (olcDbIDAssertAuthzFrom here, prescriptive; the provider's authzTo narrows staff to form
     teachers); anyone else's write is refused. ppolicy's forwarded writes run as the
     consumer's rootDN, which back-ldap never asserts: they are made as the chain account
-    itself, which may write the lockout state and nothing else (schema/acl.in)."""
+    itself, which may write the lockout state and nothing else (schema/acl.in). On the
+    providers, a write asserted by the chain account reaches only the asserted person's own
+    entry (schema/acl.in, ``realdn``): a form teacher's reset through a consumer is refused."""
     r = cfg.directory.replication
     if not r.consumer:
         return ""
