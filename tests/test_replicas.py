@@ -483,6 +483,76 @@ def test_a_reset_student_answers_must_change_on_the_consumer(trio: Trio) -> None
         assert not conn.bind_ppolicy(dn, "Giraffe-runs-4471").must_change
 
 
+# -- a device pointed at the consumer, the providers after it ----------------------------------
+def _posix_student(trio: Trio, password: str) -> tuple[str, str]:
+    """A student with posix attributes (numbers from provider a's pools), as the sync makes
+    them; (dn, mail), present on the consumer."""
+    from mimsdir.directory.idpool import UID, Group, Pools, ensure_groups, reserve
+    from mimsdir.posix import home_directory, school_group
+
+    dns = Dns(trio.a.ldap.base_dn)
+    p = trio.a.posix
+    uid = f"D{uuid.uuid4().hex[:8].upper()}"
+    dn, mail = dns.student(uid), f"{uid.lower()}@students.test.sg"
+    with server.root_conn(trio.a) as root:
+        pools = Pools(dns, p.uid_min, p.gid_min)
+        gid = ensure_groups(root, pools, [Group(school_group("REPLICA"), "test")])
+        (number,) = reserve(root, pools, UID, 1)
+        _person(root, dn, {
+            "objectClass": [b"inetOrgPerson", b"mimsStudent", b"posixAccount"],
+            "uid": [uid.encode()], "cn": [b"Kid " + uid.encode()], "sn": [b"Kid"],
+            "mail": [mail.encode()], "mimsSchoolCode": [b"REPLICA"], "mimsLevel": [b"P4"],
+            "mimsClass": [b"4A"], "mimsAccountStatus": [b"active"],
+            "pwdPolicySubentry": [dns.policy("upper-primary").encode()],
+            "uidNumber": [str(number).encode()],
+            "gidNumber": [str(gid[school_group("REPLICA")]).encode()],
+            "homeDirectory": [home_directory(p.home_template, uid, "REPLICA").encode()],
+            "loginShell": [p.shell.encode()]}, password)
+    wait_for("the student on the consumer", lambda: _signs_in(trio.c, dn, password))
+    return dn, mail
+
+
+def _binds_in_log(cfg: Config, dn: str) -> int:
+    log = (cfg.state_dir / "slapd.log").read_text(errors="replace")
+    return len(re.findall(rf'BIND dn="{re.escape(dn)}" mech=SIMPLE', log, re.I))
+
+
+@pytest.mark.real_clock
+@pytest.mark.parametrize("stack", ["nslcd", "sssd"])
+def test_a_device_signs_in_at_the_consumer_and_at_a_provider_when_it_is_down(
+        trio: Trio, stack: str) -> None:
+    """The device files of docs/devices.md with the consumer first and a provider after it
+    (docs/devices.md, "Several directories"): nslcd takes several URIs on its uri line,
+    SSSD a comma-separated ldap_uri. Sign-ins go to the consumer; with it down, to the
+    provider; a wrong password at the consumer is counted on the providers."""
+    from tests.devices import Device
+
+    dn, mail = _posix_student(trio, "Kite-river-482")
+    consumer, provider = trio.c.ldap.listen_uri, trio.a.ldap.listen_uri
+    uris = f"{consumer} {provider}" if stack == "nslcd" else f"{consumer}, {provider}"
+    device_cfg = dataclasses.replace(trio.client, ldap=dataclasses.replace(
+        trio.client.ldap, uri=uris))
+    with Device(stack, device_cfg) as device:
+        before = _binds_in_log(trio.c, dn), _binds_in_log(trio.a, dn)
+        res = device.pamtester(mail, "Kite-river-482", "authenticate", "acct_mgmt")
+        assert res.rc == 0 and "successfully authenticated" in res.out, (res, device.log())
+        assert device.getent("passwd", mail) is not None
+        assert _binds_in_log(trio.c, dn) > before[0]
+        assert _binds_in_log(trio.a, dn) == before[1]
+        assert device.pamtester(mail, "Not-the-password-1", "authenticate").rc != 0
+        for cfg in (trio.a, trio.b):
+            wait_for("the device's failure on the providers",
+                     lambda cfg=cfg: _failures(cfg, dn) == 1, timeout=BOUND_SECONDS)
+
+        server.down(trio.c)
+        try:
+            res = device.pamtester(mail, "Kite-river-482", "authenticate", "acct_mgmt")
+            assert res.rc == 0 and "successfully authenticated" in res.out, (res, device.log())
+            assert _binds_in_log(trio.a, dn) >= before[1] + 1
+        finally:
+            server.up(trio.c)
+
+
 # -- clients fail over ------------------------------------------------------------------------
 @pytest.mark.real_clock
 def test_clients_go_on_to_the_next_uri_only_when_one_is_unreachable(
@@ -608,6 +678,18 @@ def test_the_consumer_killed_mid_sync_catches_up_when_restarted(trio: Trio,
                                     "directory", "status"])
     assert "role:     read-only consumer of" in res.output
     assert all(f"csn:      {csn}" in res.output for csn in server.status(trio.a).context_csns)
+
+
+@pytest.mark.real_clock
+def test_a_consumer_reinitialised_from_empty_takes_everything_again(trio: Trio) -> None:
+    """docs/replication.md, "Reinitialise a consumer": down, its data folder removed, up."""
+    dn = _student(trio)
+    server.down(trio.c)
+    shutil.rmtree(trio.c.state_dir / "data")
+    server.up(trio.c)
+    tree = _converge(trio)
+    assert dn.lower() in tree
+    assert _signs_in(trio.c, dn, "Start-pass-1234")
 
 
 @pytest.mark.real_clock
