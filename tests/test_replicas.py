@@ -553,6 +553,38 @@ def test_a_device_signs_in_at_the_consumer_and_at_a_provider_when_it_is_down(
             server.up(trio.c)
 
 
+# -- the centre cut off -----------------------------------------------------------------------
+@pytest.mark.real_clock
+def test_with_every_provider_down_the_consumer_still_signs_people_in(trio: Trio) -> None:
+    """docs/replication.md, "Every provider unreachable": sign-ins go on at the consumer
+    (also one whose earlier failure it cannot clear); a wrong password is refused but not
+    counted (nowhere to write it); a password change is refused as unavailable, nothing
+    changed."""
+    dn = _student(trio, "Right-pass-1234")
+    other = _student(trio, "Right-pass-1234")
+    with _at(trio.c) as conn:
+        assert not conn.bind_ppolicy(other, "wrong-1").ok
+    wait_for("the failure on the consumer", lambda: _failures(trio.c, other) == 1)
+    server.down(trio.a)
+    server.down(trio.b)
+    try:
+        assert _signs_in(trio.c, dn, "Right-pass-1234")
+        assert _signs_in(trio.c, other, "Right-pass-1234")
+        with _at(trio.c) as conn:
+            assert not conn.bind_ppolicy(dn, "wrong-1").ok
+        assert _failures(trio.c, dn) == 0
+        with _at(trio.c, dn, "Right-pass-1234") as conn, pytest.raises(
+                DirectoryUnavailable, match="setting a password"):
+            conn.set_password(dn, "Koala-climbs-58", old="Right-pass-1234")
+    finally:
+        server.up(trio.a)
+        server.up(trio.b)
+    assert _signs_in(trio.c, dn, "Right-pass-1234")
+    wait_for("the earlier failure cleared, once a provider is back",
+             lambda: _signs_in(trio.c, other, "Right-pass-1234")
+             and _failures(trio.a, other) == 0)
+
+
 # -- clients fail over ------------------------------------------------------------------------
 @pytest.mark.real_clock
 def test_clients_go_on_to_the_next_uri_only_when_one_is_unreachable(
