@@ -187,6 +187,28 @@ class LdapConfig:
             raise ConfigError(f"{path}.timeout: must be positive")
 
 
+def canonical_ldap_url(uri: str) -> str | None:
+    """``scheme://host[:port]`` in lower case, nothing after it; None if ``uri`` is not an
+    ldap:// or ldaps:// URL of that shape (a path, DN, query, user or a bad port)."""
+    from urllib.parse import urlsplit
+
+    if any(c in uri for c in ' "\'\\,'):
+        return None
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError:
+        return None
+    if (parts.scheme.lower() not in ("ldap", "ldaps") or not parts.hostname
+            or parts.path not in ("", "/") or parts.query or parts.fragment
+            or parts.username is not None or parts.password is not None):
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme.lower()}://{host}" + (f":{port}" if port is not None else "")
+
+
 #: ``directory.replication.role``: a provider takes writes (multi-provider syncrepl with its
 #: ``peers``); a consumer is a read-only replica of the ``providers`` (syncrepl refreshAndPersist).
 ROLES = ("provider", "consumer")
@@ -217,14 +239,25 @@ class ReplicationConfig:
     def consumer(self) -> bool:
         return self.role == "consumer"
 
+    @property
+    def provider_urls(self) -> tuple[str, ...]:
+        """``providers`` in one canonical form (``canonical_ldap_url``), the same in every
+        place of a consumer's cn=config: slapo-chain finds the database of a referral's URL
+        by comparing the text of the two, and a URL it does not find it follows with an
+        anonymous connection in clear (slapd 2.5.13; docs/replication.md)."""
+        return tuple(canonical_ldap_url(u) or u for u in self.providers)
+
     def validate(self, path: str) -> None:
         from mimsdir.posix import ID_STRIDE
 
         if self.role not in ROLES:
             raise ConfigError(f"{path}.role: one of {', '.join(ROLES)}, got {self.role!r}")
         for uri in self.providers:
-            if not uri.startswith(("ldap://", "ldaps://")) or any(c in uri for c in ' "'):
-                raise ConfigError(f"{path}.providers: not an ldap:// or ldaps:// URL: {uri!r}")
+            if canonical_ldap_url(uri) is None:
+                raise ConfigError(f"{path}.providers: not an ldap:// or ldaps:// URL of the "
+                                  f"form scheme://host[:port]: {uri!r}")
+        if len(set(self.provider_urls)) != len(self.providers):
+            raise ConfigError(f"{path}.providers: a provider is listed twice")
         if self.consumer:
             if not self.providers:
                 raise ConfigError(f"{path}.providers: a consumer needs at least one provider")
@@ -664,10 +697,10 @@ class Config:
 
     def validate(self, path: str) -> None:
         r = self.directory.replication
-        own = {u.rstrip("/").lower() for u in (self.ldap.listen_uri, self.ldap.tls.ldaps_uri)
+        own = {canonical_ldap_url(u) for u in (self.ldap.listen_uri, self.ldap.tls.ldaps_uri)
                if u}
-        for uri in r.providers:
-            if uri.rstrip("/").lower() in own:
+        for uri in r.provider_urls:
+            if uri in own:
                 raise ConfigError(f"directory.replication.providers: {uri} is this consumer's "
                                   f"own listener (ldap.uri); list the providers it replicates "
                                   f"from")

@@ -279,8 +279,8 @@ def _consumer_syncrepl(cfg: Config, dns: Dns, replicator_password: str | None) -
         raise ValueError("a consumer needs the providers' replicator password "
                          "(secrets/replicator.pw)")
     lines = [_syncrepl_line(cfg, dns, i, provider, replicator_password)
-             for i, provider in enumerate(r.providers, start=1)]
-    lines += [f"olcUpdateRef: {provider}" for provider in r.providers]
+             for i, provider in enumerate(r.provider_urls, start=1)]
+    lines += [f"olcUpdateRef: {provider}" for provider in r.provider_urls]
     return "\n".join(lines) + "\n"
 
 
@@ -334,14 +334,18 @@ def chain_config(cfg: Config, dns: Dns, chain_password: str | None) -> str:
         f"dn: olcDatabase={{0}}ldap,{overlay}\nobjectClass: olcLDAPConfig\n"
         f"objectClass: olcChainDatabase\nolcDatabase: {{0}}ldap",
     ]
-    for i, uri in enumerate(r.providers, start=1):
+    for i, uri in enumerate(r.provider_urls, start=1):
         start_tls, bind_tls = chain_tls(cfg, uri)
         entries.append("\n".join([
             f"dn: olcDatabase={{{i}}}ldap,{overlay}",
             "objectClass: olcLDAPConfig",
             "objectClass: olcChainDatabase",
             f"olcDatabase: {{{i}}}ldap",
-            f'olcDbURI: "{uri}"',
+            # Unquoted, and the very text of olcUpdateRef: slapo-chain keys its databases by
+            # this value as written, and looks a referral's URL up by its text; a quoted
+            # value is not found for some URLs, which slapd then follows anonymously in
+            # clear (measured; tests/test_replicas.py's trap).
+            f"olcDbURI: {uri}",
             f"olcDbStartTLS: {start_tls}",
             f'olcDbIDAssertBind: bindmethod=simple binddn="{dns.service("chain")}" '
             f'credentials="{chain_password}" mode=self '
