@@ -27,8 +27,10 @@ import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -68,6 +70,74 @@ BOUND_SECONDS = 10.0
 FAILURES = 5
 
 
+class ClearTextTrap:
+    """A provider whose TLS is broken, or a man in the middle who strips it: StartTLS is
+    refused (protocolError, as slapd without TLS answers), and anything else is accepted
+    (a bind succeeds; other operations are answered "unwilling") and noted, so a client
+    that goes on in clear is seen sending what it would send: passwords, changes."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.uri = f"ldap://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.requests: list[tuple[str, bytes]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn: socket.socket) -> None:
+        names = {0x60: "bind", 0x42: "unbind", 0x66: "modify", 0x68: "add", 0x4A: "delete",
+                 0x63: "search"}
+        conn.settimeout(5)
+        with conn:
+            try:
+                while True:
+                    head = conn.recv(2)
+                    if len(head) < 2:
+                        return
+                    size = head[1]
+                    if size & 0x80:
+                        size = int.from_bytes(conn.recv(size & 0x7F), "big")
+                    body = b""
+                    while len(body) < size:
+                        chunk = conn.recv(size - len(body))
+                        if not chunk:
+                            return
+                        body += chunk
+                    msgid = body[2:2 + body[1]]
+                    op = body[2 + body[1]]
+                    starttls = op == 0x77 and b"1.3.6.1.4.1.1466.20037" in body
+                    name = "starttls" if starttls else names.get(op, hex(op))
+                    self.requests.append((name, body))
+                    if op == 0x42:
+                        return
+                    # protocolError to StartTLS, success to a bind, unwilling to the rest
+                    code = 2 if starttls else 0 if op == 0x60 else 53
+                    tag = {0x60: 0x61, 0x77: 0x78, 0x63: 0x65}.get(op, op + 1)
+                    reply = (b"\x02" + bytes([len(msgid)]) + msgid
+                             + bytes([tag, 7, 0x0A, 1, code, 4, 0, 4, 0]))
+                    conn.sendall(b"\x30" + bytes([len(reply)]) + reply)
+            except OSError:
+                pass
+
+    def in_clear(self) -> list[tuple[str, bytes]]:
+        """What reached it besides StartTLS and unbind."""
+        return [(n, b) for n, b in self.requests if n not in ("starttls", "unbind")]
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+        self.listener.close()
+
+
 @dataclass
 class Trio:
     a: Config  # provider, server id 1
@@ -76,6 +146,9 @@ class Trio:
     client: Config  # the sync, CLI and portal: ldap.uri lists a then b
     teacher: str
     admin: str
+    # The consumer's third provider: a server that refuses StartTLS (a provider whose TLS
+    # is broken, or a man in the middle stripping it). Nothing may reach it in clear.
+    trap: ClearTextTrap
 
 
 def _write(path: Path, data: dict) -> Config:
@@ -119,8 +192,9 @@ def trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trio]:
                    ldaps_port=pb_ldaps)
     # The consumer reaches a with StartTLS and b on its ldaps listener: both forms, for
     # replication and for the chain.
-    c = _directory(base, "c", pc, {"role": "consumer",
-                                   "providers": [uri_a, f"ldaps://127.0.0.1:{pb_ldaps}"]})
+    trap = ClearTextTrap()
+    c = _directory(base, "c", pc, {"role": "consumer", "providers": [
+        uri_a, f"ldaps://127.0.0.1:{pb_ldaps}", trap.uri]})
     started: list[Config] = []
     try:
         server.up(a)
@@ -165,10 +239,15 @@ def trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trio]:
                      "slips_dir": str(base / "client" / "slips")},
         })
         wait_for("the teacher on the consumer", lambda: _get(c, teacher, "uid") is not None)
-        yield Trio(a, b, c, client, teacher, admin)
+        yield Trio(a, b, c, client, teacher, admin, trap)
     finally:
         for cfg in reversed(started):
             server.down(cfg)
+        trap.close()
+    # Replication and the chain tried it (StartTLS), and sent it nothing in clear: no bind,
+    # no password change, no lockout state.
+    assert trap.in_clear() == [], trap.in_clear()[:3]
+    assert any(n == "starttls" for n, _ in trap.requests), trap.requests[:3]
 
 
 def _get(cfg: Config, dn: str, attr: str) -> list[str] | None:
@@ -385,9 +464,14 @@ def test_wrong_passwords_on_the_consumer_count_and_lock_everywhere(trio: Trio) -
         wait_for(f"the lockout on {cfg.ldap.listen_uri}",
                  lambda cfg=cfg: bool(_get(cfg, dn, "pwdAccountLockedTime")))
         assert _locked(cfg, dn, "Right-pass-1234")
-    # The failures were written by the chain account, on a provider.
+    # The failures were written by the chain account, on a provider, which it reached over
+    # TLS only (slapd logs each bind's strength).
     assert _writers(trio, f"(&(reqDN={dn})(reqMod=pwdFailureTime:+*))") == {
         dns.service("chain")}
+    strengths = [int(m[1]) for cfg in (trio.a, trio.b) for m in re.finditer(
+        r'BIND dn="cn=chain,ou=services,[^"]*" mech=SIMPLE bind_ssf=\d+ ssf=(\d+)',
+        (cfg.state_dir / "slapd.log").read_text(errors="replace"))]
+    assert strengths and min(strengths) >= 128, strengths
 
     # A teacher's failure on the consumer is recorded on the providers too.
     with _at(trio.c) as conn:
@@ -573,9 +657,14 @@ def test_with_every_provider_down_the_consumer_still_signs_people_in(trio: Trio)
         with _at(trio.c) as conn:
             assert not conn.bind_ppolicy(dn, "wrong-1").ok
         assert _failures(trio.c, dn) == 0
+        tried = len(trio.trap.requests)
         with _at(trio.c, dn, "Right-pass-1234") as conn, pytest.raises(
-                DirectoryUnavailable, match="setting a password"):
+                MimsError, match="setting a password"):
             conn.set_password(dn, "Koala-climbs-58", old="Right-pass-1234")
+        # The chain went on to the third provider (the trap), and sent it nothing in clear:
+        # not the old and new passwords, not the failure above.
+        assert len(trio.trap.requests) > tried
+        assert trio.trap.in_clear() == [], trio.trap.in_clear()[:3]
     finally:
         server.up(trio.a)
         server.up(trio.b)
@@ -791,6 +880,16 @@ def test_replication_roles_are_checked(tmp_path: Path) -> None:
             ({"role": "consumer"}, "providers", "at least one provider"),
             ({"role": "consumer", "providers": ("http://p1",)}, "providers", "not an ldap"),
             ({"role": "consumer", "providers": ('ldap://p1 "x"',)}, "providers", "not an ldap"),
+            # Nothing but scheme://host[:port]: no DN, filter, user or second URL.
+            ({"role": "consumer", "providers": ("ldap://p1/dc=x",)}, "providers", "the form"),
+            ({"role": "consumer", "providers": ("ldap://p1:389??sub",)}, "providers",
+             "the form"),
+            ({"role": "consumer", "providers": ("ldap://cn=x@p1",)}, "providers", "the form"),
+            ({"role": "consumer", "providers": ("ldap://p1,ldap://p2",)}, "providers",
+             "the form"),
+            ({"role": "consumer", "providers": ("ldap://p1:70000",)}, "providers", "the form"),
+            ({"role": "consumer", "providers": ("ldap://P1:389", "ldap://p1:389/")},
+             "providers", "listed twice"),
             ({"role": "consumer", "providers": ("ldap://p1",), "server_id": 3}, "server_id",
              "has none"),
             ({"role": "consumer", "providers": ("ldap://p1",), "peers": ("ldap://p2",)},
@@ -813,10 +912,11 @@ def test_replication_roles_are_checked(tmp_path: Path) -> None:
             ({"role": "consumer", "providers": "ldap://p1:389"},
              r"replication\.providers: expected a list"),
             ({"role": "consumer", "providers": ["ldap://p1:389", 7]},
-             r"replication\.providers: not an ldap:// or ldaps:// URL: .7."),
+             r"replication\.providers: not an ldap:// or ldaps:// URL of the form "
+             r"scheme://host\[:port\]: '7'"),
             ({"role": "consumer", "providers": ["ldap://127.0.0.1:3390/"]},
-             r"replication\.providers: ldap://127\.0\.0\.1:3390/ is this consumer's own"),
-            ({"role": "consumer", "providers": ["ldaps://127.0.0.1:6360"]},
+             r"replication\.providers: ldap://127\.0\.0\.1:3390 is this consumer's own"),
+            ({"role": "consumer", "providers": ["LDAPS://127.0.0.1:6360"]},
              "this consumer's own"),
             ({"role": "secondary", "providers": ["ldap://p1"]}, r"replication\.role"),
             ({"role": "consumer", "providers": ["ldap://p1"], "replicas": 2},
@@ -859,6 +959,18 @@ def _consumer_config(tmp_path: Path) -> Config:
             "role": "consumer", "providers": ["ldap://p1:389", "ldaps://p2:636"]}}})
 
 
+def test_a_consumers_provider_urls_are_written_in_one_form(tmp_path: Path) -> None:
+    cfg = _write(tmp_path / "config.yaml", {
+        "ldap": {"uri": "ldap://127.0.0.1:3390", "tls": TEST_TLS},
+        "directory": {"state_dir": str(tmp_path / "state"), "replication": {
+            "role": "consumer", "providers": ["LDAP://Dir1.Example:389/", "ldaps://DIR2"]}}})
+    text = render_config(cfg, "replicator-secret", "chain-secret")
+    want = ["ldap://dir1.example:389", "ldaps://dir2"]
+    assert re.findall(r"^olcUpdateRef: (.*)$", text, re.M) == want
+    assert re.findall(r"^olcDbURI: (.*)$", text, re.M) == want
+    assert re.findall(r"provider=(\S+)", text) == want
+
+
 def test_a_consumers_cn_config(tmp_path: Path) -> None:
     """What makes a consumer (docs/replication.md): syncrepl from every provider over
     TLS, writes referred to the providers and chained as the writer, ppolicy's state
@@ -880,6 +992,10 @@ def test_a_consumers_cn_config(tmp_path: Path) -> None:
     assert "starttls=critical" in syncrepl[0]
     assert re.findall(r"^olcUpdateRef: (.*)$", text, re.M) == ["ldap://p1:389",
                                                                "ldaps://p2:636"]
+    # The chain's databases carry the very text of the referrals, unquoted: slapo-chain
+    # finds a referral's database by comparing the two, and follows a URL it does not find
+    # anonymously in clear (the trap in the trio fixture catches that).
+    assert re.findall(r"^olcDbURI: (.*)$", text, re.M) == ["ldap://p1:389", "ldaps://p2:636"]
     assert "olcPPolicyForwardUpdates: TRUE" in text
     assert "olcModuleLoad: {7}back_ldap" in text
     assert "dn: olcOverlay={0}chain,olcDatabase={-1}frontend,cn=config" in text
