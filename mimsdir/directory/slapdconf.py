@@ -304,9 +304,9 @@ def chain_tls(cfg: Config, uri: str) -> tuple[str, str]:
 def chain_config(cfg: Config, dns: Dns, chain_password: str | None) -> str:
     """A consumer's chain overlay (slapo-chain(5)), on the frontend: a write that the
     consumer answers with a referral to the providers (olcUpdateRef), and ppolicy's
-    forwarded bind state (olcPPolicyForwardUpdates), are carried out on a provider that
-    answers (slapo-chain tries the referral's URIs; measured: not always in their order),
-    over TLS with the provider's certificate verified.
+    forwarded bind state (olcPPolicyForwardUpdates), are carried out on a provider (slapo-chain
+    tries the referral's URLs in order, and the next one when a provider cannot be reached
+    or refuses the write), over TLS with the provider's certificate verified.
 
     Identity: the chain account binds, and asserts (proxied authorization, critical) the
     identity that made the write on the consumer: a student's own password change is made on
