@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CONFIG ?= config.yaml
 
-.PHONY: help install demo test lint mutants schema fixtures down clean
+.PHONY: help install demo test lint mutants bench schema fixtures down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,10 @@ mutants: install ## mutation testing of the pure core (mutmut, unit tests only; 
 	CI=true $(VENV)/bin/mutmut run $(MUTANTS) >mutants.log 2>&1 || { tail -40 mutants.log; exit 1; }; \
 	echo "mutmut run: $$(( $$(date +%s) - start )) s (log: mutants.log)"
 	@$(PY) scripts/mutants_report.py $(MUTANTS)
+
+SIZE ?= 100000
+bench: install ## every national-scale workload against its floor (SIZE=500000; docs/performance.md)
+	@$(PY) benchmarks/bench.py --size $(SIZE)
 
 schema: install ## regenerate schema/mims.schema and schema/mims.ldif from mimsdir/schemadef.py
 	@$(PY) scripts/gen_schema.py
