@@ -68,7 +68,7 @@ def load_bytes(path: str | os.PathLike[str]) -> bytes:
         raise RosterError(f"{shown}: cannot be read: {exc.strerror or exc}") from None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TableRow:
     """One non-blank record.
 
@@ -84,7 +84,7 @@ class TableRow:
     aligned: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Table:
     """A parsed CSV: the header as written, the rows, and warnings about the header."""
 

@@ -192,7 +192,7 @@ def readable(value: str | None) -> str | None:
     return text
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """One roster row as a reader extracted it, before the shared rules are applied.
 
@@ -215,7 +215,7 @@ class Candidate:
     unchecked: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Checked:
     """The outcome of the rules on one candidate, plus the keys used across rows."""
 

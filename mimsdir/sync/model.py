@@ -38,7 +38,7 @@ MANAGED = ("mail", "givenName", "sn", "cn", "mimsSchoolCode", "mimsLevel", "mims
            "uidNumber", "gidNumber", "homeDirectory", "loginShell")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DirStudent:
     """A student as the directory holds it, reduced to what the sync compares."""
 
@@ -66,7 +66,7 @@ class DirStudent:
     login_shell: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AttrChange:
     """One attribute's new value. ``objectClass`` is the exception: its ``new`` is a class
     to add (posixAccount), never a replacement of the entry's classes. ``uidNumber`` and
@@ -78,7 +78,7 @@ class AttrChange:
     new: str | None  # None: delete the attribute
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     """One student's change. ``kind`` is the most significant thing happening to them."""
 
