@@ -122,6 +122,9 @@ class Plan:
     lookup_uids: list[str] = field(default_factory=list)
     lookup_mails: list[str] = field(default_factory=list)
     lookup_teachers: list[str] = field(default_factory=list)
+    # Students in scope taken from the last run's view (entryCSN unchanged) and read in full.
+    read_reused: int = 0
+    read_fetched: int = 0
 
     def count(self, kind: str) -> int:
         return sum(1 for c in self.changes if c.kind == kind)

@@ -64,6 +64,10 @@ class DirectoryState:
     mail_owners: Mapping[str, str]          # lower-case mail -> uid, for roster mails
     teachers: Mapping[str, str]             # lower-case teacher mail -> staff DN
     groups: Mapping[str, str] = field(default_factory=dict)  # posixGroup cn -> gidNumber
+    # How the students in scope were read (mimsdir/sync/view.py): taken from the last run's
+    # view because their entryCSN had not moved, or read from the directory in full.
+    reused: int = 0
+    fetched: int = 0
 
 
 def scope_of(roster: Roster, school: str | None) -> tuple[str, ...]:

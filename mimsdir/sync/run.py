@@ -25,7 +25,9 @@ from mimsdir.sync.apply import ApplyResult, apply_plan, operations
 from mimsdir.sync.model import Plan
 from mimsdir.sync.plan import plan_sync, scope_of
 from mimsdir.sync.runlock import run_lock
+from mimsdir.sync.state import ATTRS as STATE_ATTRS
 from mimsdir.sync.state import fingerprint, read_state
+from mimsdir.sync.view import load_view, save_view, view_path
 
 
 @dataclass
@@ -66,6 +68,7 @@ class SyncOutcome:
             "rows_by_school": p.rows_by_school, "scope_active_before": p.scope_active,
             "row_errors": p.row_errors, "warnings": p.warnings,
             "protected_from_disable": p.protected,
+            "directory_read": {"from_view": p.read_reused, "read": p.read_fetched},
         }
         if self.interrupted:
             data["interrupted"] = self.interrupted
@@ -90,16 +93,23 @@ def _read(cfg: Config, opts: SyncOptions) -> Roster:
 def make_plan(cfg: Config, opts: SyncOptions, roster: Roster) -> Plan:
     dns = Dns(cfg.ldap.base_dn)
     scope = scope_of(roster, opts.school)
+    view_file = view_path(cfg.path(cfg.sync.state_dir), cfg.ldap.base_dn, scope)
+    view = load_view(view_file, cfg.ldap.base_dn, STATE_ATTRS)
     with service_conn(cfg, "sync") as conn:
         state = read_state(conn, dns, scope,
                            roster_uids=[s.student_id for s in roster.students],
                            roster_mails=[s.email for s in roster.students],
                            teacher_mails=[s.form_teacher_email for s in roster.students
-                                          if s.form_teacher_email])
+                                          if s.form_teacher_email],
+                           view=view)
+    if state.fetched or len(view) != len(state.students):
+        # Only what changed is worth a write: a quiet night leaves the view as it is.
+        save_view(view_file, cfg.ldap.base_dn, STATE_ATTRS, state.students.values())
     plan = plan_sync(roster, state, dns=dns, now=datetime.now(UTC), school=opts.school,
                      retention_days=cfg.sync.retention_days, purge=opts.purge, posix=cfg.posix)
     plan.roster = str(opts.roster)
     plan.fingerprint = fingerprint(state)
+    plan.read_reused, plan.read_fetched = state.reused, state.fetched
     plan.lookup_uids = sorted({s.student_id for s in roster.students})
     plan.lookup_mails = sorted({s.email for s in roster.students})
     plan.lookup_teachers = sorted({s.form_teacher_email for s in roster.students

