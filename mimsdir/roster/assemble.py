@@ -32,14 +32,19 @@ def _flag_duplicates(
     Rows that failed other rules still take part, so a good row is not kept when a broken row
     claims the same student.
     """
-    groups: dict[str, list[int]] = defaultdict(list)
+    # The first row of each key by index, and a group only where a second row comes: a list
+    # for every key of a national roster would cost more memory than the rows themselves.
+    first: dict[str, int] = {}
+    groups: dict[str, list[int]] = {}
     for index, item in enumerate(checked):
         k = key(item)
-        if k is not None:
-            groups[k].append(index)
-    for members in groups.values():
-        if len(members) < 2:
+        if k is None:
             continue
+        seen = first.setdefault(k, index)
+        if seen != index:
+            groups.setdefault(k, [seen]).append(index)
+    del first
+    for members in groups.values():
         for index in members:
             cand = checked[index].candidate
             value = cand.values.get(field, "").strip()

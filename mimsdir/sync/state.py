@@ -8,6 +8,7 @@ fetched (never a password or an answer: the sync account cannot read them anyway
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import ldap
@@ -18,7 +19,7 @@ from mimsdir.directory.slapdconf import Dns
 from mimsdir.ldapio import Attrs, Conn, filter_any, first
 from mimsdir.sync.model import DirStudent
 from mimsdir.sync.plan import DirectoryState
-from mimsdir.sync.view import unchanged
+from mimsdir.sync.view import shared, unchanged
 
 ATTRS = ("uid", "mail", "givenName", "sn", "cn", "mimsSchoolCode", "mimsLevel", "mimsClass",
          "mimsFormTeacher", "mimsAccountStatus", "mimsLeftAt", "mimsCredentialPending",
@@ -53,26 +54,26 @@ def to_student(dn: str, attrs: Attrs) -> DirStudent:
     return DirStudent(
         uid=get("uid") or dn.split(",", 1)[0].split("=", 1)[1],
         dn=dn,
-        school=(get("mimsschoolcode") or "").upper(),
-        level=(get("mimslevel") or "").upper(),
-        status=(get("mimsaccountstatus") or "").lower(),
+        school=sys.intern((get("mimsschoolcode") or "").upper()),
+        level=sys.intern((get("mimslevel") or "").upper()),
+        status=sys.intern((get("mimsaccountstatus") or "").lower()),
         mail=get("mail"),
-        given_name=get("givenname"),
-        family_name=get("sn"),
+        given_name=shared(get("givenname")),
+        family_name=shared(get("sn")),
         cn=get("cn"),
-        class_name=get("mimsclass"),
-        form_teacher_dn=get("mimsformteacher"),
+        class_name=shared(get("mimsclass")),
+        form_teacher_dn=shared(get("mimsformteacher")),
         left_at=get("mimsleftat"),
         credential_pending=get("mimscredentialpending") == "TRUE",
-        qna_origin=get("mimschallengeorigin"),
+        qna_origin=shared(get("mimschallengeorigin")),
         qna_must_change=get("mimsqnamustchange") == "TRUE",
-        policy_dn=get("pwdpolicysubentry"),
+        policy_dn=shared(get("pwdpolicysubentry")),
         csn=get("entrycsn"),
         posix=uid_number is not None,
         uid_number=uid_number,
-        gid_number=get("gidnumber"),
+        gid_number=shared(get("gidnumber")),
         home=get("homedirectory"),
-        login_shell=get("loginshell"),
+        login_shell=shared(get("loginshell")),
     )
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
 from operator import attrgetter
@@ -31,6 +32,18 @@ from mimsdir.sync.model import DirStudent
 FORMAT = 1
 _FIELDS = tuple(f.name for f in fields(DirStudent))
 _ROW = attrgetter(*_FIELDS)
+
+
+def shared(value: str | None) -> str | None:
+    """One copy of a value that many students hold (a school, a class, a form teacher's DN,
+    a policy, a shell): half a million students keep a few thousand strings, not millions."""
+    return sys.intern(value) if value is not None else None
+
+
+# The fields of DirStudent that many students share (see ``shared``).
+_SHARED = frozenset({"school", "level", "status", "given_name", "family_name", "class_name",
+                     "form_teacher_dn", "qna_origin", "policy_dn", "gid_number",
+                     "login_shell"})
 
 
 def view_path(state_dir: Path, base_dn: str, scope: Sequence[str]) -> Path:
@@ -50,7 +63,14 @@ def load_view(path: Path, base_dn: str, attrs: Sequence[str]) -> dict[str, DirSt
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("signature") != _signature(base_dn, attrs):
             return {}
-        return {row[1].lower(): DirStudent(*row) for row in data["students"]}
+        positions = [i for i, name in enumerate(_FIELDS) if name in _SHARED]
+        out: dict[str, DirStudent] = {}
+        for row in data["students"]:
+            for i in positions:
+                if row[i] is not None:
+                    row[i] = sys.intern(row[i])
+            out[row[1].lower()] = DirStudent(*row)
+        return out
     except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
         return {}  # missing, truncated, foreign: a full read tonight
 
