@@ -15,9 +15,15 @@ from mimsdir.config import Config
 from mimsdir.directory.slapdconf import Dns
 from mimsdir.ldapio import Conn
 from mimsdir.sync.state import ATTRS, read_state
-from mimsdir.sync.view import load_view, save_view, view_path
+from mimsdir.sync.view import View, load_view, save_view, view_path
 from tests.conftest import service_conn
-from tests.sync_helpers import delete_school, run_sync, school_rows, write_roster
+from tests.sync_helpers import (
+    delete_school,
+    run_sync,
+    school_entries,
+    school_rows,
+    write_roster,
+)
 
 
 @pytest.fixture
@@ -42,7 +48,7 @@ def test_a_view_refreshed_by_entry_csn_equals_a_full_read(
                     tmp=tmp_path).code == 0
     before = _read(slapd, [here])
     assert before.fetched == 10 and before.reused == 0
-    view = {s.dn.lower(): s for s in before.students.values()}
+    view = View(students={s.dn.lower(): s for s in before.students.values()})
 
     def dn(n: int, school: str = here) -> str:
         return f"uid={school}{n:03d},{dns.students}"
@@ -73,22 +79,26 @@ def test_the_sync_reads_only_what_changed_and_a_quiet_night_writes_no_view(
     here = schools[0]
     roster = write_roster(tmp_path / "r.csv", school_rows(here, 8))
     first = run_sync(slapd, roster, tmp=tmp_path)
-    assert first.report["directory_read"] == {"from_view": 0, "read": 0}  # a new school
+    assert first.report["directory_read"] == {"from_view": 0, "read": 0,
+                                              "rows_not_compared": 0}  # a new school
     second = run_sync(slapd, roster, tmp=tmp_path)
     # The students the first run created are new to the view: read in full once.
-    assert second.report["directory_read"] == {"from_view": 0, "read": 8}
+    assert second.report["directory_read"] == {"from_view": 0, "read": 8,
+                                               "rows_not_compared": 0}
     path = view_path(slapd.path(slapd.sync.state_dir), slapd.ldap.base_dn, [here])
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     written = path.stat().st_mtime_ns
     third = run_sync(slapd, roster, tmp=tmp_path)
-    assert third.report["directory_read"] == {"from_view": 8, "read": 0}
+    assert third.report["directory_read"] == {"from_view": 8, "read": 0,
+                                              "rows_not_compared": 8}
     assert third.report["planned"]["unchanged"] == 8
     assert path.stat().st_mtime_ns == written
     # A change made outside the sync is seen: the next run reads that one and undoes it.
     root.modify(f"uid={here}002,{dns.students}", [(ldap.MOD_REPLACE, "mimsClass", [b"7Q"])],
                 "a class changed by hand")
     fourth = run_sync(slapd, roster, tmp=tmp_path)
-    assert fourth.report["directory_read"] == {"from_view": 7, "read": 1}
+    assert fourth.report["directory_read"] == {"from_view": 7, "read": 1,
+                                               "rows_not_compared": 7}
     assert fourth.report["planned"]["unchanged"] == 7
     assert sum(fourth.report["planned"][k] for k in ("update", "move", "promote")) == 1
 
@@ -102,16 +112,17 @@ def test_a_damaged_or_foreign_view_is_a_full_read(
     path = view_path(slapd.path(slapd.sync.state_dir), slapd.ldap.base_dn, [here])
     assert len(load_view(path, slapd.ldap.base_dn, ATTRS)) == 5
     # Written for other attributes (an older mimsdir): ignored.
-    assert load_view(path, slapd.ldap.base_dn, ATTRS[:-1]) == {}
-    assert load_view(path, "dc=elsewhere", ATTRS) == {}
+    assert len(load_view(path, slapd.ldap.base_dn, ATTRS[:-1])) == 0
+    assert len(load_view(path, "dc=elsewhere", ATTRS)) == 0
     for junk in ("", "{", json.dumps({"signature": 1}), json.dumps([1, 2]),
                  json.dumps({"signature": json.loads(path.read_text())["signature"],
-                             "students": [["too", "short"]]})):
+                             "context": "", "students": [["too", "short", None]]})):
         path.write_text(junk)
-        assert load_view(path, slapd.ldap.base_dn, ATTRS) == {}
+        assert len(load_view(path, slapd.ldap.base_dn, ATTRS)) == 0
         again = run_sync(slapd, roster, tmp=tmp_path)
         assert again.code == 0 and again.report["planned"]["unchanged"] == 5
-        assert again.report["directory_read"] == {"from_view": 0, "read": 5}
+        assert again.report["directory_read"] == {"from_view": 0, "read": 5,
+                                                  "rows_not_compared": 0}
     assert len(load_view(path, slapd.ldap.base_dn, ATTRS)) == 5
 
 
@@ -126,5 +137,52 @@ def test_save_and_load_keep_every_field(tmp_path: Path) -> None:
                    uid_number="1000000", gid_number="900000", home="/home/s/a1",
                    login_shell="/bin/bash")
     path = tmp_path / "v.json"
-    save_view(path, "dc=x", ATTRS, [s])
-    assert load_view(path, "dc=x", ATTRS) == {s.dn.lower(): s}
+    save_view(path, "dc=x", ATTRS, [s], {"a1": "d1"}, "ctx")
+    assert load_view(path, "dc=x", ATTRS) == View({s.dn.lower(): s}, {s.dn.lower(): "d1"},
+                                                  "ctx")
+
+
+def test_a_row_that_changed_is_compared_though_its_entry_did_not(
+        slapd: Config, schools: list[str], tmp_path: Path) -> None:
+    here = schools[0]
+    rows = school_rows(here, 6)
+    roster = write_roster(tmp_path / "r.csv", rows)
+    for _ in range(3):
+        last = run_sync(slapd, roster, tmp=tmp_path)
+    assert last.report["directory_read"]["rows_not_compared"] == 6
+    rows[2]["class"] = "9X"
+    rows[4]["given_name"] = "Renamed"
+    after = run_sync(slapd, write_roster(tmp_path / "r.csv", rows), tmp=tmp_path)
+    assert after.report["directory_read"]["rows_not_compared"] == 4
+    assert after.report["planned"]["move"] == 1 and after.report["planned"]["update"] == 1
+
+
+def test_a_form_teacher_replaced_makes_every_row_compared_again(
+        slapd: Config, root: Conn, dns: Dns, make, schools: list[str],  # type: ignore[no-untyped-def]
+        tmp_path: Path) -> None:
+    """The rows and the students are as they were, but the form teacher's entry is another
+    one now (same mail, new DN): the quiet rows must not keep the old teacher's DN."""
+    here = schools[0]
+    old = make.teacher()
+    rows = [{**r, "form_teacher_email": old.mail} for r in school_rows(here, 4)]
+    roster = write_roster(tmp_path / "r.csv", rows)
+    for _ in range(3):
+        last = run_sync(slapd, roster, tmp=tmp_path)
+    assert last.report["directory_read"]["rows_not_compared"] == 4
+    entries = school_entries(slapd, here)
+    assert {e["mimsFormTeacher"][0].lower() for e in entries.values()} == {old.dn.lower()}
+    # The teacher's entry is replaced by a new one with the same mail.
+    root.lo.delete_s(old.dn)
+    new_uid = f"R{uuid.uuid4().hex[:8].upper()}"
+    new_dn = f"uid={new_uid},{dns.staff}"
+    root.add(new_dn, {"objectClass": [b"inetOrgPerson", b"mimsStaff"], "uid": [new_uid.encode()],
+                      "cn": [b"New Teacher"], "sn": [b"Teacher"], "mail": [old.mail.encode()]},
+             "the new form teacher")
+    try:
+        after = run_sync(slapd, roster, tmp=tmp_path)
+        assert after.report["directory_read"]["rows_not_compared"] == 0
+        assert after.report["planned"]["update"] == 4
+        entries = school_entries(slapd, here)
+        assert {e["mimsFormTeacher"][0].lower() for e in entries.values()} == {new_dn.lower()}
+    finally:
+        root.lo.delete_s(new_dn)

@@ -125,6 +125,8 @@ class Plan:
     # Students in scope taken from the last run's view (entryCSN unchanged) and read in full.
     read_reused: int = 0
     read_fetched: int = 0
+    # Rows found unchanged without comparing them again (``plan.plan_sync``, ``quiet``).
+    quiet_rows: int = 0
 
     def count(self, kind: str) -> int:
         return sum(1 for c in self.changes if c.kind == kind)

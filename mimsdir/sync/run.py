@@ -6,10 +6,11 @@ Kept apart from the CLI so tests and other callers get a result value, not print
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from mimsdir.roster import Roster, read_roster
 from mimsdir.sync import guards, history
 from mimsdir.sync.apply import ApplyResult, apply_plan, operations
 from mimsdir.sync.model import Plan
-from mimsdir.sync.plan import plan_sync, scope_of
+from mimsdir.sync.plan import DirectoryState, plan_sync, scope_of
 from mimsdir.sync.runlock import run_lock
 from mimsdir.sync.state import ATTRS as STATE_ATTRS
 from mimsdir.sync.state import fingerprint, read_state
@@ -68,7 +69,8 @@ class SyncOutcome:
             "rows_by_school": p.rows_by_school, "scope_active_before": p.scope_active,
             "row_errors": p.row_errors, "warnings": p.warnings,
             "protected_from_disable": p.protected,
-            "directory_read": {"from_view": p.read_reused, "read": p.read_fetched},
+            "directory_read": {"from_view": p.read_reused, "read": p.read_fetched,
+                               "rows_not_compared": p.quiet_rows},
         }
         if self.interrupted:
             data["interrupted"] = self.interrupted
@@ -102,19 +104,44 @@ def make_plan(cfg: Config, opts: SyncOptions, roster: Roster) -> Plan:
                            teacher_mails=[s.form_teacher_email for s in roster.students
                                           if s.form_teacher_email],
                            view=view)
-    if state.fetched or len(view) != len(state.students):
-        # Only what changed is worth a write: a quiet night leaves the view as it is.
-        save_view(view_file, cfg.ldap.base_dn, STATE_ATTRS, state.students.values())
+    context = planning_context(cfg, state)
+    if view.context != context:
+        # Another form teacher, school group or setting: every row is compared again.
+        state = replace(state, quiet={})
+    converged: dict[str, str] = {}
     plan = plan_sync(roster, state, dns=dns, now=datetime.now(UTC), school=opts.school,
-                     retention_days=cfg.sync.retention_days, purge=opts.purge, posix=cfg.posix)
+                     retention_days=cfg.sync.retention_days, purge=opts.purge, posix=cfg.posix,
+                     converged=converged)
+    if (state.fetched or len(view) != len(state.students) or view.context != context
+            or converged != state.quiet):
+        # Only what changed is worth a write: a quiet night leaves the view as it is.
+        save_view(view_file, cfg.ldap.base_dn, STATE_ATTRS, state.students.values(),
+                  converged, context)
     plan.roster = str(opts.roster)
-    plan.fingerprint = fingerprint(state)
     plan.read_reused, plan.read_fetched = state.reused, state.fetched
-    plan.lookup_uids = sorted({s.student_id for s in roster.students})
-    plan.lookup_mails = sorted({s.email for s in roster.students})
-    plan.lookup_teachers = sorted({s.form_teacher_email for s in roster.students
-                                   if s.form_teacher_email})
+    if opts.plan_out is not None:
+        # Only a saved plan is checked again (--apply-plan): what it was computed from.
+        plan.fingerprint = fingerprint(state)
+        plan.lookup_uids = sorted({s.student_id for s in roster.students})
+        plan.lookup_mails = sorted({s.email for s in roster.students})
+        plan.lookup_teachers = sorted({s.form_teacher_email for s in roster.students
+                                       if s.form_teacher_email})
     return plan
+
+
+#: Bump when the planner compares rows and entries differently: every row is compared again.
+PLANNER = 1
+
+
+def planning_context(cfg: Config, state: DirectoryState) -> str:
+    """Everything besides a row and its entry that decides whether they match: the form
+    teachers' DNs, the school groups' numbers and the settings the planner reads."""
+    h = hashlib.sha256(f"{PLANNER}\0{cfg.ldap.base_dn}\0{cfg.posix!r}".encode())
+    for mail in sorted(state.teachers):
+        h.update(f"t\0{mail}\0{state.teachers[mail]}\n".encode())
+    for name in sorted(state.groups):
+        h.update(f"g\0{name}\0{state.groups[name]}\n".encode())
+    return h.hexdigest()
 
 
 def _check_unchanged(cfg: Config, plan: Plan) -> None:

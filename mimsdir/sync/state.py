@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import ldap
 import ldap.dn
@@ -19,7 +19,7 @@ from mimsdir.directory.slapdconf import Dns
 from mimsdir.ldapio import Attrs, Conn, filter_any, first
 from mimsdir.sync.model import DirStudent
 from mimsdir.sync.plan import DirectoryState
-from mimsdir.sync.view import shared, unchanged
+from mimsdir.sync.view import View, shared, unchanged
 
 ATTRS = ("uid", "mail", "givenName", "sn", "cn", "mimsSchoolCode", "mimsLevel", "mimsClass",
          "mimsFormTeacher", "mimsAccountStatus", "mimsLeftAt", "mimsCredentialPending",
@@ -94,7 +94,7 @@ def _read_all(conn: Conn, dns: Dns, flt: str) -> Iterator[DirStudent]:
         yield to_student(dn, a)
 
 
-def _read_changed(conn: Conn, dns: Dns, flt: str, view: Mapping[str, DirStudent]
+def _read_changed(conn: Conn, dns: Dns, flt: str, view: View
                   ) -> tuple[list[DirStudent], int]:
     """The students in scope, from the view where their entryCSN has not moved: (students,
     how many were read in full)."""
@@ -128,10 +128,11 @@ def _read_changed(conn: Conn, dns: Dns, flt: str, view: Mapping[str, DirStudent]
 
 def read_state(conn: Conn, dns: Dns, scope: Sequence[str], roster_uids: Iterable[str],
                roster_mails: Iterable[str], teacher_mails: Iterable[str],
-               view: Mapping[str, DirStudent] | None = None) -> DirectoryState:
+               view: View | None = None) -> DirectoryState:
     """What the planner needs. With ``view`` (mimsdir/sync/view.py), the students in scope
     whose entryCSN has not moved since the view was taken are not read again."""
     students: dict[str, DirStudent] = {}
+    quiet: dict[str, str] = {}
     reused = fetched = 0
     if scope:
         flt = _scope_filter(scope)
@@ -142,9 +143,15 @@ def read_state(conn: Conn, dns: Dns, scope: Sequence[str], roster_uids: Iterable
         else:
             found = list(_read_all(conn, dns, flt))
             fetched = len(found)
+        digests = view.digests if view else {}
         for s in found:
             if s.school in wanted:
-                students[s.uid.lower()] = s
+                key = s.uid.lower()
+                students[key] = s
+                digest = digests.get(s.dn.lower())
+                # Only an entry taken from the view (its entryCSN unchanged) keeps its digest.
+                if digest is not None and (view and view.students.get(s.dn.lower()) is s):
+                    quiet[key] = digest
     missing = sorted({u for u in roster_uids if u.lower() not in students})
     for chunk in _chunks(missing):
         for dn, a in conn.search(dns.students, ldap.SCOPE_ONELEVEL, filter_any("uid", chunk),
@@ -168,7 +175,7 @@ def read_state(conn: Conn, dns: Dns, scope: Sequence[str], roster_uids: Iterable
                 teachers[mail.lower()] = dn
     groups = {name: str(gid) for name, gid in read_groups(conn, dns).items()}
     return DirectoryState(students=students, mail_owners=owners, teachers=teachers,
-                          groups=groups, reused=reused, fetched=fetched)
+                          groups=groups, reused=reused, fetched=fetched, quiet=quiet)
 
 
 def fingerprint(state: DirectoryState) -> str:

@@ -22,14 +22,14 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from pathlib import Path
 
 from mimsdir.sync.model import DirStudent
 
 #: Bump when the meaning of a stored row changes.
-FORMAT = 1
+FORMAT = 2
 _FIELDS = tuple(f.name for f in fields(DirStudent))
 _ROW = attrgetter(*_FIELDS)
 
@@ -57,30 +57,57 @@ def _signature(base_dn: str, attrs: Sequence[str]) -> str:
     return f"{FORMAT}|{base_dn}|{','.join(attrs)}|{','.join(_FIELDS)}"
 
 
-def load_view(path: Path, base_dn: str, attrs: Sequence[str]) -> dict[str, DirStudent]:
-    """DN (lower-case) -> the student as last read; empty when there is no usable view."""
+@dataclass
+class View:
+    """What the last run read and what it found converged.
+
+    ``students``: DN (lower-case) -> the student as read. ``digests``: DN (lower-case) -> the
+    digest of the roster row (``plan.row_digest``) that the last run found this student to
+    match exactly, under the planning ``context`` (the form teachers, the school groups and
+    the settings the planner used). A row with the same digest, for an entry whose entryCSN
+    has not moved, under the same context, is planned "unchanged" without comparing it again.
+    """
+
+    students: dict[str, DirStudent] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)
+    context: str = ""
+
+    def __len__(self) -> int:
+        return len(self.students)
+
+
+def load_view(path: Path, base_dn: str, attrs: Sequence[str]) -> View:
+    """The view at ``path``; an empty one when there is no usable view."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("signature") != _signature(base_dn, attrs):
-            return {}
+            return View()
         positions = [i for i, name in enumerate(_FIELDS) if name in _SHARED]
-        out: dict[str, DirStudent] = {}
+        width = len(_FIELDS)
+        view = View(context=str(data["context"]))
         for row in data["students"]:
             for i in positions:
                 if row[i] is not None:
                     row[i] = sys.intern(row[i])
-            out[row[1].lower()] = DirStudent(*row)
-        return out
+            digest = row.pop()
+            if len(row) != width:
+                raise ValueError("a row of the wrong width")
+            key = row[1].lower()
+            view.students[key] = DirStudent(*row)
+            if digest is not None:
+                view.digests[key] = str(digest)
+        return view
     except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
-        return {}  # missing, truncated, foreign: a full read tonight
+        return View()  # missing, truncated, foreign: a full read tonight
 
 
-def save_view(path: Path, base_dn: str, attrs: Sequence[str],
-              students: Iterable[DirStudent]) -> None:
+def save_view(path: Path, base_dn: str, attrs: Sequence[str], students: Iterable[DirStudent],
+              digests: Mapping[str, str], context: str) -> None:
+    """Write the view (``digests`` by lower-case uid) atomically, 0600."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(path.name + ".tmp")
-    body = json.dumps({"signature": _signature(base_dn, attrs),
-                       "students": [_ROW(s) for s in students]},
+    body = json.dumps({"signature": _signature(base_dn, attrs), "context": context,
+                       "students": [[*_ROW(s), digests.get(s.uid.lower())] for s in students]},
                       ensure_ascii=False, separators=(",", ":"))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -88,9 +115,9 @@ def save_view(path: Path, base_dn: str, attrs: Sequence[str],
     tmp.replace(path)
 
 
-def unchanged(view: Mapping[str, DirStudent], dn: str, csn: str | None) -> DirStudent | None:
+def unchanged(view: View, dn: str, csn: str | None) -> DirStudent | None:
     """The view's copy of the entry at ``dn`` if it still carries ``csn``, else None."""
-    known = view.get(dn.lower())
+    known = view.students.get(dn.lower())
     if known is None or csn is None or known.csn != csn:
         return None
     return known
