@@ -176,8 +176,10 @@ def parse_table(
             f"{shown}: missing required column{plural} {names}{_separator_hint(header)}"
         )
 
+    # One search of the whole text: a file that is all UTF-8 needs no check per cell.
+    escaped = has_surrogates(text)
     rows = [
-        _row(first, last, fields, err, header, seen)
+        _row(first, last, fields, err, header, seen, escaped)
         for first, last, fields, err in records[header_at + 1 :]
         if err or _is_content(fields)
     ]
@@ -196,12 +198,14 @@ def _row(
     err: str | None,
     header: list[str],
     seen: Mapping[str, int],
+    escaped: bool = True,
 ) -> TableRow:
-    """Build one TableRow, deciding whether the row is usable."""
+    """Build one TableRow, deciding whether the row is usable. ``escaped``: the file holds
+    bytes that are not UTF-8 somewhere (else no cell needs checking)."""
     if fields is None:
         return TableRow(first, {}, ("csv", f"cannot be parsed: {err}"), aligned=False)
     positional = {k: fields[i] for k, i in seen.items() if i < len(fields)}
-    bad = [i for i, f in enumerate(fields) if has_surrogates(f)]
+    bad = [i for i, f in enumerate(fields) if has_surrogates(f)] if escaped else []
     if len(fields) != len(header):
         span = (
             f"; it runs from line {first} to line {last}: an unclosed quote?"
