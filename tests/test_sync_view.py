@@ -186,3 +186,23 @@ def test_a_form_teacher_replaced_makes_every_row_compared_again(
         assert {e["mimsFormTeacher"][0].lower() for e in entries.values()} == {new_dn.lower()}
     finally:
         root.lo.delete_s(new_dn)
+
+
+def test_a_dry_run_or_a_refused_run_leaves_the_view_alone(
+        slapd: Config, schools: list[str], tmp_path: Path) -> None:
+    here = schools[0]
+    rows = school_rows(here, 10)
+    roster = write_roster(tmp_path / "r.csv", rows)
+    run_sync(slapd, roster, tmp=tmp_path)
+    run_sync(slapd, roster, tmp=tmp_path)
+    path = view_path(slapd.path(slapd.sync.state_dir), slapd.ldap.base_dn, [here])
+    before = path.read_bytes()
+    rows[0]["class"] = "8Q"
+    changed = write_roster(tmp_path / "r.csv", rows)
+    dry = run_sync(slapd, changed, "--dry-run", tmp=tmp_path)
+    assert dry.code == 0 and dry.report["planned"]["move"] == 1
+    # Half the school gone: more than sync.max_disable, refused.
+    refused = run_sync(slapd, write_roster(tmp_path / "r.csv", rows[:5]), tmp=tmp_path)
+    assert refused.code == 3
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.glob(path.name + ".*")] == []  # no temp file left

@@ -92,7 +92,10 @@ def _read(cfg: Config, opts: SyncOptions) -> Roster:
                        allowed_domains=cfg.sync.allowed_email_domains or None)
 
 
-def make_plan(cfg: Config, opts: SyncOptions, roster: Roster) -> Plan:
+def make_plan(cfg: Config, opts: SyncOptions, roster: Roster
+              ) -> tuple[Plan, Callable[[], None]]:
+    """The plan, and what saves the view for the next run (``sync/view.py``): called only
+    by a run that goes on to apply (a dry run or a refusal leaves the state dir alone)."""
     dns = Dns(cfg.ldap.base_dn)
     scope = scope_of(roster, opts.school)
     view_file = view_path(cfg.path(cfg.sync.state_dir), cfg.ldap.base_dn, scope)
@@ -112,11 +115,13 @@ def make_plan(cfg: Config, opts: SyncOptions, roster: Roster) -> Plan:
     plan = plan_sync(roster, state, dns=dns, now=datetime.now(UTC), school=opts.school,
                      retention_days=cfg.sync.retention_days, purge=opts.purge, posix=cfg.posix,
                      converged=converged)
-    if (state.fetched or len(view) != len(state.students) or view.context != context
-            or converged != state.quiet):
-        # Only what changed is worth a write: a quiet night leaves the view as it is.
-        save_view(view_file, cfg.ldap.base_dn, STATE_ATTRS, state.students.values(),
-                  converged, context)
+
+    def remember() -> None:
+        if (state.fetched or len(view) != len(state.students) or view.context != context
+                or converged != state.quiet):
+            # Only what changed is worth a write: a quiet night leaves the view as it is.
+            save_view(view_file, cfg.ldap.base_dn, STATE_ATTRS, state.students.values(),
+                      converged, context)
     plan.roster = str(opts.roster)
     plan.read_reused, plan.read_fetched = state.reused, state.fetched
     if opts.plan_out is not None:
@@ -126,7 +131,7 @@ def make_plan(cfg: Config, opts: SyncOptions, roster: Roster) -> Plan:
         plan.lookup_mails = sorted({s.email for s in roster.students})
         plan.lookup_teachers = sorted({s.form_teacher_email for s in roster.students
                                        if s.form_teacher_email})
-    return plan
+    return plan, remember
 
 
 #: Bump when the planner compares rows and entries differently: every row is compared again.
@@ -177,6 +182,10 @@ def run(cfg: Config, opts: SyncOptions,
         return _run(cfg, opts, progress_factory)
 
 
+def _nothing() -> None:
+    pass
+
+
 def _run(cfg: Config, opts: SyncOptions,
          progress_factory: Callable[[int], Callable[[int], None]] | None) -> SyncOutcome:
     started = _now()
@@ -185,19 +194,20 @@ def _run(cfg: Config, opts: SyncOptions,
     if opts.apply_plan is None and opts.roster is None:
         raise UsageError("give a ROSTER file, or --apply-plan FILE")
 
-    def _plan() -> tuple[Plan, int, str]:
+    def _plan() -> tuple[Plan, int, str, Callable[[], None]]:
         if opts.apply_plan is not None:
             try:
                 data = json.loads(opts.apply_plan.read_text(encoding="utf-8"))
                 plan = Plan.from_json(data)
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise UsageError(f"{opts.apply_plan}: not a readable plan ({exc})") from None
-            return plan, sum(plan.rows_by_school.values()), plan.roster
+            return plan, sum(plan.rows_by_school.values()), plan.roster, _nothing
         roster = _read(cfg, opts)
-        return make_plan(cfg, opts, roster), len(roster.students), str(opts.roster)
+        plan, remember = make_plan(cfg, opts, roster)
+        return plan, len(roster.students), str(opts.roster), remember
 
     if opts.dry_run:
-        plan, rows, source = _plan()
+        plan, rows, source, _ = _plan()
         refused = _guards(cfg, opts, plan, rows, state_dir, source)
         _save_plan(plan, opts.plan_out)
         code = ExitCode.REFUSED if refused and not opts.force else (
@@ -206,7 +216,7 @@ def _run(cfg: Config, opts: SyncOptions,
                            forced=opts.force, dry_run=True)
 
     with run_lock(state_dir):
-        plan, rows, source = _plan()
+        plan, rows, source, remember = _plan()
         refused = _guards(cfg, opts, plan, rows, state_dir, source)
         _save_plan(plan, opts.plan_out)
         if refused and not opts.force:
@@ -214,6 +224,7 @@ def _run(cfg: Config, opts: SyncOptions,
                                finished=_now())
         if opts.apply_plan is not None:
             _check_unchanged(cfg, plan)
+        remember()
         progress = progress_factory(operations(plan)) if progress_factory else None
         try:
             applied = apply_plan(

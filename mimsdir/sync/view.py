@@ -17,10 +17,12 @@ in ``sync.state_dir`` (0700), written 0600 and replaced atomically.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
@@ -105,14 +107,20 @@ def save_view(path: Path, base_dn: str, attrs: Sequence[str], students: Iterable
               digests: Mapping[str, str], context: str) -> None:
     """Write the view (``digests`` by lower-case uid) atomically, 0600."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
     body = json.dumps({"signature": _signature(base_dn, attrs), "context": context,
                        "students": [[*_ROW(s), digests.get(s.uid.lower())] for s in students]},
                       ensure_ascii=False, separators=(",", ":"))
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(body)
-    tmp.replace(path)
+    # A file of its own (mkstemp: 0600), then one rename: a reader sees the old view or the
+    # new one, never half of either.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(body)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def unchanged(view: View, dn: str, csn: str | None) -> DirStudent | None:
