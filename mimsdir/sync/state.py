@@ -148,9 +148,9 @@ def read_state(conn: Conn, dns: Dns, scope: Sequence[str], roster_uids: Iterable
             if s.school in wanted:
                 key = s.uid.lower()
                 students[key] = s
-                digest = digests.get(s.dn.lower())
+                digest = digests.get(s.dn)
                 # Only an entry taken from the view (its entryCSN unchanged) keeps its digest.
-                if digest is not None and (view and view.students.get(s.dn.lower()) is s):
+                if digest is not None and (view and view.students.get(s.dn) is s):
                     quiet[key] = digest
     missing = sorted({u for u in roster_uids if u.lower() not in students})
     for chunk in _chunks(missing):

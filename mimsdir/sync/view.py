@@ -31,7 +31,7 @@ from pathlib import Path
 from mimsdir.sync.model import DirStudent
 
 #: Bump when the meaning of a stored row changes.
-FORMAT = 2
+FORMAT = 3
 _FIELDS = tuple(f.name for f in fields(DirStudent))
 _ROW = attrgetter(*_FIELDS)
 
@@ -63,14 +63,14 @@ def _signature(base_dn: str, attrs: Sequence[str]) -> str:
 class View:
     """What the last run read and what it found converged.
 
-    ``students``: DN (lower-case) -> the student as read. ``digests``: DN (lower-case) -> the
+    ``students``: DN (as slapd spells it) -> the student as read. ``digests``: DN -> the
     digest of the roster row (``plan.row_digest``) that the last run found this student to
     match exactly, under the planning ``context`` (the form teachers, the school groups and
     the settings the planner used). A row with the same digest, for an entry whose entryCSN
     has not moved, under the same context, is planned "unchanged" without comparing it again.
     """
 
-    students: dict[str, DirStudent] = field(default_factory=dict)
+    students: dict[str, DirStudent] = field(default_factory=dict)  # by DN as slapd gives it
     digests: dict[str, str] = field(default_factory=dict)
     context: str = ""
 
@@ -79,25 +79,29 @@ class View:
 
 
 def load_view(path: Path, base_dn: str, attrs: Sequence[str]) -> View:
-    """The view at ``path``; an empty one when there is no usable view."""
+    """The view at ``path``; an empty one when there is no usable view. One JSON line per
+    student, read line by line: a national view never exists twice in memory."""
+    positions = [i for i, name in enumerate(_FIELDS) if name in _SHARED]
+    width = len(_FIELDS)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("signature") != _signature(base_dn, attrs):
-            return View()
-        positions = [i for i, name in enumerate(_FIELDS) if name in _SHARED]
-        width = len(_FIELDS)
-        view = View(context=str(data["context"]))
-        for row in data["students"]:
-            for i in positions:
-                if row[i] is not None:
-                    row[i] = sys.intern(row[i])
-            digest = row.pop()
-            if len(row) != width:
-                raise ValueError("a row of the wrong width")
-            key = row[1].lower()
-            view.students[key] = DirStudent(*row)
-            if digest is not None:
-                view.digests[key] = str(digest)
+        with path.open(encoding="utf-8") as fh:
+            head = json.loads(fh.readline())
+            if head.get("signature") != _signature(base_dn, attrs):
+                return View()
+            view = View(context=str(head["context"]))
+            students, digests = view.students, view.digests
+            for line in fh:
+                row = json.loads(line)
+                digest = row.pop()
+                if len(row) != width:
+                    raise ValueError("a row of the wrong width")
+                for i in positions:
+                    if row[i] is not None:
+                        row[i] = sys.intern(row[i])
+                student = DirStudent(*row)
+                students[student.dn] = student
+                if digest is not None:
+                    digests[student.dn] = str(digest)
         return view
     except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
         return View()  # missing, truncated, foreign: a full read tonight
@@ -107,15 +111,16 @@ def save_view(path: Path, base_dn: str, attrs: Sequence[str], students: Iterable
               digests: Mapping[str, str], context: str) -> None:
     """Write the view (``digests`` by lower-case uid) atomically, 0600."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    body = json.dumps({"signature": _signature(base_dn, attrs), "context": context,
-                       "students": [[*_ROW(s), digests.get(s.uid.lower())] for s in students]},
-                      ensure_ascii=False, separators=(",", ":"))
     # A file of its own (mkstemp: 0600), then one rename: a reader sees the old view or the
     # new one, never half of either.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(body)
+            fh.write(dumps({"signature": _signature(base_dn, attrs), "context": context}))
+            fh.write("\n")
+            fh.writelines(dumps([*_ROW(s), digests.get(s.uid.lower())]) + "\n"
+                          for s in students)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -125,7 +130,7 @@ def save_view(path: Path, base_dn: str, attrs: Sequence[str], students: Iterable
 
 def unchanged(view: View, dn: str, csn: str | None) -> DirStudent | None:
     """The view's copy of the entry at ``dn`` if it still carries ``csn``, else None."""
-    known = view.students.get(dn.lower())
+    known = view.students.get(dn)
     if known is None or csn is None or known.csn != csn:
         return None
     return known
