@@ -12,7 +12,7 @@ import csv
 import io
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,20 +105,20 @@ def decode(data: bytes, shown: str) -> str:
     return data.decode("utf-8", errors="surrogateescape")
 
 
-def _records(text: str) -> list[tuple[int, int, list[str] | None, str | None]]:
-    """(first line, last line, fields or None, csv error) for every record, blank ones included."""
+def _records(text: str) -> Iterator[tuple[int, int, list[str] | None, str | None]]:
+    """(first line, last line, fields or None, csv error) for every record, blank ones included,
+    one at a time (a national roster's rows are never all held at once)."""
     reader = csv.reader(io.StringIO(text, newline=""))
-    out: list[tuple[int, int, list[str] | None, str | None]] = []
     while True:
         first = reader.line_num + 1
         try:
             fields = next(reader)
         except StopIteration:
-            return out
+            return
         except csv.Error as exc:
-            out.append((first, reader.line_num, None, str(exc)))
+            yield (first, reader.line_num, None, str(exc))
             continue
-        out.append((first, reader.line_num, fields, None))
+        yield (first, reader.line_num, fields, None)
 
 
 def _separator_hint(header: list[str]) -> str:
@@ -145,14 +145,41 @@ def parse_table(
     `required` keys must be present (else RosterError); `ignored` keys are known but unused, so
     they produce no warning. Other columns produce one warning each.
     """
+    lazy = stream_table(data, shown=shown, source=source, columns=columns, required=required,
+                        ignored=ignored, key=key)
+    return Table(lazy.source, lazy.header, tuple(lazy.rows), lazy.warnings)
+
+
+@dataclass(frozen=True, slots=True)
+class LazyTable:
+    """A CSV whose header is checked and whose rows come one at a time (``stream_table``)."""
+
+    source: str
+    header: tuple[str, ...]
+    rows: Iterator[TableRow]
+    warnings: tuple[str, ...]
+
+
+def stream_table(
+    data: bytes,
+    *,
+    shown: str,
+    source: str,
+    columns: Mapping[str, str],
+    required: tuple[str, ...],
+    ignored: frozenset[str] = frozenset(),
+    key: Callable[[str], str] = default_key,
+) -> LazyTable:
+    """``parse_table``, with the header checked now and the rows parsed as they are taken:
+    a reader that uses each row once never holds the whole parsed file."""
     text = decode(data, shown)
     records = _records(text)
-    header_at = next((i for i, r in enumerate(records) if r[3] or _is_content(r[2])), None)
-    if header_at is None:
+    found = next((r for r in records if r[3] or _is_content(r[2])), None)
+    if found is None:
         raise EmptyRosterError(f"{shown}: has no header row (blank file)")
-    if records[header_at][3]:
-        raise RosterError(f"{shown}: is not a CSV file ({records[header_at][3]})")
-    header = records[header_at][2] or []
+    if found[3]:
+        raise RosterError(f"{shown}: is not a CSV file ({found[3]})")
+    header = found[2] or []
     if any(has_surrogates(h) or "\x00" in h for h in header):
         raise RosterError(f"{shown}: the header row is not UTF-8 text; save the file as CSV UTF-8")
 
@@ -178,12 +205,12 @@ def parse_table(
 
     # One search of the whole text: a file that is all UTF-8 needs no check per cell.
     escaped = has_surrogates(text)
-    rows = [
+    rows = (
         _row(first, last, fields, err, header, seen, escaped)
-        for first, last, fields, err in records[header_at + 1 :]
+        for first, last, fields, err in records
         if err or _is_content(fields)
-    ]
-    return Table(source, tuple(header), tuple(rows), tuple(warnings))
+    )
+    return LazyTable(source, tuple(header), rows, tuple(warnings))
 
 
 def _is_content(fields: list[str] | None) -> bool:
