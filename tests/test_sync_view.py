@@ -206,3 +206,37 @@ def test_a_dry_run_or_a_refused_run_leaves_the_view_alone(
     assert refused.code == 3
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.glob(path.name + ".*")] == []  # no temp file left
+
+
+def test_a_national_roster_lists_its_students_ahead_and_reads_no_other_school(
+        slapd: Config, root: Conn, dns: Dns, schools: list[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, make) -> None:  # type: ignore[no-untyped-def]
+    """Above MAX_SCHOOLS_IN_FILTER schools (here: above 1) the listing covers every student
+    of the directory, taken in a thread while the roster is read; the students of schools
+    outside the roster (other tests' here) are neither counted nor read."""
+    import mimsdir.sync.run as sync_run
+    import mimsdir.sync.state as sync_state
+
+    monkeypatch.setattr(sync_state, "MAX_SCHOOLS_IN_FILTER", 1)
+    monkeypatch.setattr(sync_run, "MAX_SCHOOLS_IN_FILTER", 1)
+    calls: list[int] = []
+    listing = sync_run._list_every_student
+
+    def counted(cfg: Config) -> sync_state.Listing:
+        calls.append(1)
+        return listing(cfg)
+
+    monkeypatch.setattr(sync_run, "_list_every_student", counted)
+    a, b = schools
+    make.student()  # of another school, not in the roster
+    roster = write_roster(tmp_path / "r.csv", school_rows(a, 3) + school_rows(b, 2))
+    run_sync(slapd, roster, tmp=tmp_path)
+    second = run_sync(slapd, roster, tmp=tmp_path)
+    assert second.report["directory_read"]["read"] == 5  # an empty view: read in full
+    calls.clear()
+    root.modify(f"uid={a}002,{dns.students}", [(ldap.MOD_REPLACE, "mimsClass", [b"7Q"])],
+                "a class changed by hand")
+    third = run_sync(slapd, roster, tmp=tmp_path)
+    assert calls == [1]
+    assert third.report["directory_read"] == {"from_view": 4, "read": 1, "rows_not_compared": 4}
+    assert third.report["planned"]["move"] == 1 and third.report["planned"]["unchanged"] == 4

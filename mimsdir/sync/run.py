@@ -9,6 +9,7 @@ import gc
 import hashlib
 import json
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -27,7 +28,14 @@ from mimsdir.sync.model import Plan
 from mimsdir.sync.plan import DirectoryState, plan_sync, scope_of
 from mimsdir.sync.runlock import run_lock
 from mimsdir.sync.state import ATTRS as STATE_ATTRS
-from mimsdir.sync.state import fingerprint, read_state
+from mimsdir.sync.state import (
+    EVERY_STUDENT,
+    MAX_SCHOOLS_IN_FILTER,
+    Listing,
+    fingerprint,
+    list_csns,
+    read_state,
+)
 from mimsdir.sync.view import load_view, save_view, view_path
 
 
@@ -92,10 +100,37 @@ def _read(cfg: Config, opts: SyncOptions) -> Roster:
                        allowed_domains=cfg.sync.allowed_email_domains or None)
 
 
-def make_plan(cfg: Config, opts: SyncOptions, roster: Roster
-              ) -> tuple[Plan, Callable[[], None]]:
+def _list_every_student(cfg: Config) -> Listing:
+    with service_conn(cfg, "sync") as conn:
+        return list_csns(conn, Dns(cfg.ldap.base_dn), EVERY_STUDENT)
+
+
+def list_ahead(cfg: Config, opts: SyncOptions) -> Future[Listing] | None:
+    """For a national roster, the listing of every student's entryCSN starts in a thread
+    before the roster is read: slapd serves it on one core while the rules run on the other
+    (slapd's work and the network wait leave the interpreter free). Only when the last run of
+    this roster covered more than MAX_SCHOOLS_IN_FILTER schools and left a view, so the
+    listing will be the one the run needs."""
+    if opts.school or opts.roster is None:
+        return None
+    state_dir = cfg.path(cfg.sync.state_dir)
+    last = history.last_run(state_dir, _source_key(str(opts.roster))).schools_of_source
+    if not last or len(last) <= MAX_SCHOOLS_IN_FILTER:
+        return None
+    if not view_path(state_dir, cfg.ldap.base_dn, last).exists():
+        return None
+    pool = ThreadPoolExecutor(1, thread_name_prefix="mimsdir-listing")
+    try:
+        return pool.submit(_list_every_student, cfg)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def make_plan(cfg: Config, opts: SyncOptions, roster: Roster,
+              ahead: Future[Listing] | None = None) -> tuple[Plan, Callable[[], None]]:
     """The plan, and what saves the view for the next run (``sync/view.py``): called only
-    by a run that goes on to apply (a dry run or a refusal leaves the state dir alone)."""
+    by a run that goes on to apply (a dry run or a refusal leaves the state dir alone).
+    ``ahead``: the listing of every student, started by ``list_ahead``."""
     dns = Dns(cfg.ldap.base_dn)
     scope = scope_of(roster, opts.school)
     view_file = view_path(cfg.path(cfg.sync.state_dir), cfg.ldap.base_dn, scope)
@@ -106,7 +141,9 @@ def make_plan(cfg: Config, opts: SyncOptions, roster: Roster
                            roster_mails=[s.email for s in roster.students],
                            teacher_mails=[s.form_teacher_email for s in roster.students
                                           if s.form_teacher_email],
-                           view=view)
+                           view=view,
+                           every_student=(ahead.result() if ahead is not None and len(view)
+                                          and len(scope) > MAX_SCHOOLS_IN_FILTER else None))
     context = planning_context(cfg, state)
     if view.context != context:
         # Another form teacher, school group or setting: every row is compared again.
@@ -202,8 +239,9 @@ def _run(cfg: Config, opts: SyncOptions,
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise UsageError(f"{opts.apply_plan}: not a readable plan ({exc})") from None
             return plan, sum(plan.rows_by_school.values()), plan.roster, _nothing
+        ahead = list_ahead(cfg, opts)
         roster = _read(cfg, opts)
-        plan, remember = make_plan(cfg, opts, roster)
+        plan, remember = make_plan(cfg, opts, roster, ahead)
         return plan, len(roster.students), str(opts.roster), remember
 
     if opts.dry_run:

@@ -85,7 +85,7 @@ def _chunks(items: Sequence[str], size: int = BATCH) -> Iterator[Sequence[str]]:
 def _scope_filter(scope: Sequence[str]) -> str:
     if len(scope) <= MAX_SCHOOLS_IN_FILTER:
         return f"(&(objectClass=mimsStudent){filter_any('mimsSchoolCode', scope)})"
-    return "(objectClass=mimsStudent)"
+    return EVERY_STUDENT
 
 
 def _read_all(conn: Conn, dns: Dns, flt: str) -> Iterator[DirStudent]:
@@ -94,24 +94,44 @@ def _read_all(conn: Conn, dns: Dns, flt: str) -> Iterator[DirStudent]:
         yield to_student(dn, a)
 
 
-def _read_changed(conn: Conn, dns: Dns, flt: str, view: View
-                  ) -> tuple[list[DirStudent], int]:
-    """The students in scope, from the view where their entryCSN has not moved: (students,
-    how many were read in full)."""
+#: The filter of a listing of every student (a scope of more than MAX_SCHOOLS_IN_FILTER).
+EVERY_STUDENT = "(objectClass=mimsStudent)"
+Listing = list[tuple[str, str | None, str]]
+
+
+def _first(a: Attrs, name: str) -> str | None:
+    vs = a.get(name) or next((v for k, v in a.items() if k.lower() == name.lower()), None)
+    return vs[0].decode("utf-8", "replace") if vs else None
+
+
+def list_csns(conn: Conn, dns: Dns, flt: str) -> Listing:
+    """(DN, entryCSN, school code) of every student the filter matches: what
+    ``_read_changed`` compares with the view. Run ahead in a thread by ``sync/run.py`` for a
+    national roster."""
+    return [(dn, _first(a, "entryCSN"), (_first(a, "mimsSchoolCode") or "").upper())
+            for dn, a in conn.search_paged(dns.students, ldap.SCOPE_ONELEVEL, flt,
+                                           ["entryCSN", "mimsSchoolCode"],
+                                           "listing the students in scope")]
+
+
+def _read_changed(conn: Conn, dns: Dns, flt: str, view: View, wanted: set[str],
+                  listing: Listing | None = None) -> tuple[list[DirStudent], int]:
+    """The students of the ``wanted`` schools, from the view where their entryCSN has not
+    moved: (students, how many were read in full). ``listing``: ``list_csns`` of ``flt``,
+    if already taken. Students of other schools are not read at all."""
     kept: list[DirStudent] = []
     stale: list[str] = []
-    for dn, a in conn.search_paged(dns.students, ldap.SCOPE_ONELEVEL, flt, ["entryCSN"],
-                                   "listing the students in scope"):
-        csns = a.get("entryCSN") or next((v for k, v in a.items() if k.lower() == "entrycsn"),
-                                         None)
-        known = unchanged(view, dn, csns[0].decode() if csns else None)
+    for dn, csn, school in listing if listing is not None else list_csns(conn, dns, flt):
+        if school not in wanted:
+            continue
+        known = unchanged(view, dn, csn)
         if known is None:
             stale.append(dn)
         else:
             kept.append(known)
     if len(stale) > max(STALE_FLOOR, (len(kept) + len(stale)) // 5):
         # Most of it changed (a new school year): one paged read beats many look-ups.
-        everything = list(_read_all(conn, dns, flt))
+        everything = [s for s in _read_all(conn, dns, flt) if s.school in wanted]
         return everything, len(everything)
     uids = [ldap.dn.str2dn(dn)[0][0][1] for dn in stale]
     fetched = 0
@@ -128,9 +148,12 @@ def _read_changed(conn: Conn, dns: Dns, flt: str, view: View
 
 def read_state(conn: Conn, dns: Dns, scope: Sequence[str], roster_uids: Iterable[str],
                roster_mails: Iterable[str], teacher_mails: Iterable[str],
-               view: View | None = None) -> DirectoryState:
+               view: View | None = None, every_student: Listing | None = None
+               ) -> DirectoryState:
     """What the planner needs. With ``view`` (mimsdir/sync/view.py), the students in scope
-    whose entryCSN has not moved since the view was taken are not read again."""
+    whose entryCSN has not moved since the view was taken are not read again.
+    ``every_student``: ``list_csns`` of EVERY_STUDENT taken already (used when the scope
+    lists every student too)."""
     students: dict[str, DirStudent] = {}
     quiet: dict[str, str] = {}
     reused = fetched = 0
@@ -138,10 +161,11 @@ def read_state(conn: Conn, dns: Dns, scope: Sequence[str], roster_uids: Iterable
         flt = _scope_filter(scope)
         wanted = {s.upper() for s in scope}
         if view:
-            found, fetched = _read_changed(conn, dns, flt, view)
+            listing = every_student if flt == EVERY_STUDENT else None
+            found, fetched = _read_changed(conn, dns, flt, view, wanted, listing)
             reused = len(found) - fetched
         else:
-            found = list(_read_all(conn, dns, flt))
+            found = [s for s in _read_all(conn, dns, flt) if s.school in wanted]
             fetched = len(found)
         digests = view.digests if view else {}
         for s in found:
