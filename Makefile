@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CONFIG ?= config.yaml
 
-.PHONY: help install demo test lint mutants schema fixtures down clean
+.PHONY: help install demo test lint mutants bench schema fixtures down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -15,10 +15,12 @@ install: ## install apt packages (if missing), the venv and the package (idempot
 demo: install ## start the embedded directory with the demo school and print how to sign in
 	@bash scripts/demo.sh
 
+# Two workers (pytest-xdist, one slapd each); then the equal-time tests alone, on a quiet machine.
 test: install ## lint and type-check, then the whole test suite against a real slapd
 	@$(VENV)/bin/ruff check mimsdir demo tests scripts benchmarks
 	@$(VENV)/bin/mypy
-	@$(VENV)/bin/pytest -q --clock-shift-days=730
+	@$(VENV)/bin/pytest -q -n 2 --clock-shift-days=730 -m 'not timing'
+	@$(VENV)/bin/pytest -q --clock-shift-days=730 -m timing
 
 lint: install ## ruff and mypy
 	@$(VENV)/bin/ruff check mimsdir demo tests scripts benchmarks
@@ -35,6 +37,10 @@ mutants: install ## mutation testing of the pure core (mutmut, unit tests only; 
 	CI=true $(VENV)/bin/mutmut run $(MUTANTS) >mutants.log 2>&1 || { tail -40 mutants.log; exit 1; }; \
 	echo "mutmut run: $$(( $$(date +%s) - start )) s (log: mutants.log)"
 	@$(PY) scripts/mutants_report.py $(MUTANTS)
+
+SIZE ?= 100000
+bench: install ## every national-scale workload against its floor (SIZE=500000; docs/performance.md)
+	@$(PY) benchmarks/bench.py --size $(SIZE)
 
 schema: install ## regenerate schema/mims.schema and schema/mims.ldif from mimsdir/schemadef.py
 	@$(PY) scripts/gen_schema.py

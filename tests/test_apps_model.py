@@ -158,6 +158,7 @@ def _median_seconds(fn) -> float:  # type: ignore[no-untyped-def]
     return statistics.median(times)
 
 
+@pytest.mark.timing
 def test_verification_takes_the_same_time_right_wrong_or_no_secret() -> None:
     """A wrong secret, and an app with no usable hash, cost the same argon2 work as the
     right one: the time of a token request says nothing about which it was."""

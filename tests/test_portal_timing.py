@@ -21,7 +21,7 @@ from mimsdir.connect import network_conn
 from tests.portal_helpers import Browserish, asked_questions, give_answers, make_app
 from tests.test_portal_flows import start_sspr
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timing]
 SAMPLES = 15
 # Medians may differ by this much (and by this fraction of the reference) at most.
 TOLERANCE_MS = 4.0

@@ -400,6 +400,7 @@ def test_writes_at_the_consumer_other_than_a_persons_own_are_refused(trio: Trio,
     roster = write_roster(tmp_path / "r.csv", school_rows("CONS", 2))
     cfg_c = str(Path(trio.c.base_path) / "config.yaml")
     for argv in (["sync", str(roster)], ["directory", "load", str(roster)],
+                 ["directory", "load", "--offline", str(roster)],
                  ["directory", "posix-backfill"], ["directory", "device", "add", "CONS"],
                  ["student", "show", "S1"]):
         res = CliRunner().invoke(main, ["--config", cfg_c, *argv])

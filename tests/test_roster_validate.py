@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
 from mimsdir.roster.records import RowError
@@ -205,3 +207,19 @@ def test_row_error_is_one_line() -> None:
     err = RowError("roster.csv", 12, "email", "'x@' is not a valid email address", "S1", "x@")
     assert str(err) == "roster.csv:12: email: 'x@' is not a valid email address"
     assert "\n" not in str(RowError("r.csv", 3, "csv", "bad\nthing", None, None))
+
+
+def test_the_control_character_rule_is_exactly_unicode_categories_cc_cs_zl_zp() -> None:
+    """The fast regex of _check_text refuses exactly what the category rule names, over every
+    code point: a narrower regex would let a line separator into a name, a wider one would
+    refuse a real name."""
+    from mimsdir.roster import validate
+    from mimsdir.roster.table import has_surrogates
+
+    wrong = [cp for cp in range(0x110000)
+             if bool(validate._CONTROL.match(chr(cp)))
+             != (unicodedata.category(chr(cp)) in ("Cc", "Cs", "Zl", "Zp"))]
+    assert wrong == []
+    escaped = [cp for cp in range(0xD800, 0xE000)
+               if has_surrogates(chr(cp)) != (0xDC80 <= cp <= 0xDCFF)]
+    assert escaped == [] and not has_surrogates("Ng Wei Ling 黄") and has_surrogates("a\udcff")

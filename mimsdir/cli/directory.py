@@ -146,16 +146,28 @@ def renew(ctx: Ctx) -> None:
 
 @directory.command()
 @click.argument("ldif", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--offline", is_flag=True,
+              help="slapadd into the stopped directory: a national file or a full backup")
 @pass_ctx
-def load(ctx: Ctx, ldif: Path) -> None:
+def load(ctx: Ctx, ldif: Path, offline: bool) -> None:
     """Add the entries of an LDIF file (as the host's root over ldapi).
 
     Entries that already exist are left as they are and counted, so loading twice is safe.
+    With --offline the directory must be stopped: slapadd writes the database directly
+    (hundreds of thousands of entries, operational attributes of a backup kept); an entry
+    that exists already stops the load there.
 
     \b
     Example:
       mimsdir directory load ldap-fixtures/demo-school.ldif
+      mimsdir directory down && mimsdir directory load --offline national.ldif \\
+        && mimsdir directory up
     """
+    if offline:
+        res = loader.load_offline(ctx.cfg, ldif)
+        click.echo(f"{ldif}: {res.entries} entries loaded in {res.seconds:.1f} s "
+                   f"({res.rate:.0f} a second); start it: mimsdir directory up")
+        return
     added, existing = loader.load_ldif(ctx.cfg, ldif)
     click.echo(f"{ldif}: {added} added, {existing} already present")
     if added:

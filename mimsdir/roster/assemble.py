@@ -7,13 +7,38 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from mimsdir.roster.records import LEFT, Roster, RosterStudent, RowError
 from mimsdir.roster.validate import Candidate, Checked, check_candidate, readable, show
 
 
-def _others(this: Candidate, others: Sequence[Candidate]) -> str:
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """What the rules left of one row, without its raw cells: a national roster's checked rows
+    are all held until duplicates are known, so they hold only what that needs."""
+
+    source: str
+    line: int
+    raw_id: str
+    raw_email: str
+    departs: bool
+    student: RosterStudent | None
+    errors: tuple[RowError, ...]
+    student_id: str | None
+    email: str | None
+    school_code: str | None
+
+
+def _kept(item: Checked) -> _Kept:
+    c = item.candidate
+    return _Kept(c.source, c.line, c.values.get("student_id", ""), c.values.get("email", ""),
+                 c.departs, item.student, item.errors, item.student_id, item.email,
+                 item.school_code)
+
+
+def _others(this: _Kept, others: Sequence[_Kept]) -> str:
     """ "line 4" / "lines 4, 9" in the same file; "users.csv:3" for another file."""
     here = [str(o.line) for o in others if o.source == this.source]
     elsewhere = [f"{o.source}:{o.line}" for o in others if o.source != this.source]
@@ -22,8 +47,8 @@ def _others(this: Candidate, others: Sequence[Candidate]) -> str:
 
 
 def _flag_duplicates(
-    checked: Sequence[Checked],
-    key: Callable[[Checked], str | None],
+    checked: Sequence[_Kept],
+    key: Callable[[_Kept], str | None],
     field: str,
     out: dict[int, list[RowError]],
 ) -> None:
@@ -32,27 +57,32 @@ def _flag_duplicates(
     Rows that failed other rules still take part, so a good row is not kept when a broken row
     claims the same student.
     """
-    groups: dict[str, list[int]] = defaultdict(list)
+    # The first row of each key by index, and a group only where a second row comes: a list
+    # for every key of a national roster would cost more memory than the rows themselves.
+    first: dict[str, int] = {}
+    groups: dict[str, list[int]] = {}
     for index, item in enumerate(checked):
         k = key(item)
-        if k is not None:
-            groups[k].append(index)
-    for members in groups.values():
-        if len(members) < 2:
+        if k is None:
             continue
+        seen = first.setdefault(k, index)
+        if seen != index:
+            groups.setdefault(k, [seen]).append(index)
+    del first
+    for members in groups.values():
         for index in members:
-            cand = checked[index].candidate
-            value = cand.values.get(field, "").strip()
-            others = _others(cand, [checked[o].candidate for o in members if o != index])
+            row = checked[index]
+            value = (row.raw_id if field == "student_id" else row.raw_email).strip()
+            others = _others(row, [checked[o] for o in members if o != index])
             reason = f"duplicate {field} {show(value)}: also on {others}"
             out[index].append(
                 RowError(
-                    cand.source,
-                    cand.line,
+                    row.source,
+                    row.line,
                     field,
                     reason,
-                    readable(cand.values.get("student_id")),
-                    (readable(cand.values.get("email")) or "").lower() or None,
+                    readable(row.raw_id),
+                    (readable(row.raw_email) or "").lower() or None,
                 )
             )
 
@@ -71,7 +101,7 @@ def assemble(
     Ids compare case-insensitively for duplicates because LDAP matches `uid` that way: "s1" and
     "S1" would be the same entry.
     """
-    checked = [check_candidate(c, allowed_domains) for c in candidates]
+    checked = [_kept(check_candidate(c, allowed_domains)) for c in candidates]
     duplicates: dict[int, list[RowError]] = defaultdict(list)
     _flag_duplicates(
         checked,
@@ -92,7 +122,7 @@ def assemble(
             counts[item.school_code] += 1
         if row_errors:
             continue
-        if item.candidate.departs and item.student_id:
+        if item.departs and item.student_id:
             departed.add(item.student_id)
         elif item.student is not None:
             students.append(item.student)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mimsdir.roster.assemble import assemble
 from mimsdir.roster.records import Roster
-from mimsdir.roster.table import load_bytes, one_line, parse_table
+from mimsdir.roster.table import load_bytes, one_line, stream_table
 from mimsdir.roster.validate import row_candidate
 
 # header name (lower-case) -> RosterStudent field
@@ -31,7 +31,7 @@ def read_native(
 ) -> Roster:
     """Read a native roster CSV; row problems become RowErrors, file problems RosterError."""
     source = Path(path).name
-    table = parse_table(
+    table = stream_table(
         load_bytes(path),
         shown=one_line(os.fspath(path)),
         source=source,

@@ -33,7 +33,7 @@ class EmptyRosterError(RosterError):
     exit_code = ExitCode.REFUSED
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RosterStudent:
     """One validated student row, already in the form the directory stores.
 
@@ -54,7 +54,7 @@ class RosterStudent:
     line: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RowError:
     """A row that was skipped, and why.
 
@@ -75,7 +75,7 @@ class RowError:
         return text.replace("\r", " ").replace("\n", " ")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Roster:
     """Everything a reader learned from one roster file (or OneRoster set).
 

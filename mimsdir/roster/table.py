@@ -11,7 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,9 +42,14 @@ def default_key(name: str) -> str:
     return name.strip().strip("\ufeff").strip().lower()
 
 
+# What surrogateescape makes of a byte that is not UTF-8: one regex search in C, not a
+# Python loop over every character (a national roster has 50 million of them).
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
 def has_surrogates(text: str) -> bool:
     """True if `text` holds bytes that were not UTF-8 (decoded with surrogateescape)."""
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+    return _ESCAPED_BYTE.search(text) is not None
 
 
 def load_bytes(path: str | os.PathLike[str]) -> bytes:
@@ -62,7 +68,7 @@ def load_bytes(path: str | os.PathLike[str]) -> bytes:
         raise RosterError(f"{shown}: cannot be read: {exc.strerror or exc}") from None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TableRow:
     """One non-blank record.
 
@@ -78,7 +84,7 @@ class TableRow:
     aligned: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Table:
     """A parsed CSV: the header as written, the rows, and warnings about the header."""
 
@@ -99,20 +105,20 @@ def decode(data: bytes, shown: str) -> str:
     return data.decode("utf-8", errors="surrogateescape")
 
 
-def _records(text: str) -> list[tuple[int, int, list[str] | None, str | None]]:
-    """(first line, last line, fields or None, csv error) for every record, blank ones included."""
+def _records(text: str) -> Iterator[tuple[int, int, list[str] | None, str | None]]:
+    """(first line, last line, fields or None, csv error) for every record, blank ones included,
+    one at a time (a national roster's rows are never all held at once)."""
     reader = csv.reader(io.StringIO(text, newline=""))
-    out: list[tuple[int, int, list[str] | None, str | None]] = []
     while True:
         first = reader.line_num + 1
         try:
             fields = next(reader)
         except StopIteration:
-            return out
+            return
         except csv.Error as exc:
-            out.append((first, reader.line_num, None, str(exc)))
+            yield (first, reader.line_num, None, str(exc))
             continue
-        out.append((first, reader.line_num, fields, None))
+        yield (first, reader.line_num, fields, None)
 
 
 def _separator_hint(header: list[str]) -> str:
@@ -139,14 +145,41 @@ def parse_table(
     `required` keys must be present (else RosterError); `ignored` keys are known but unused, so
     they produce no warning. Other columns produce one warning each.
     """
+    lazy = stream_table(data, shown=shown, source=source, columns=columns, required=required,
+                        ignored=ignored, key=key)
+    return Table(lazy.source, lazy.header, tuple(lazy.rows), lazy.warnings)
+
+
+@dataclass(frozen=True, slots=True)
+class LazyTable:
+    """A CSV whose header is checked and whose rows come one at a time (``stream_table``)."""
+
+    source: str
+    header: tuple[str, ...]
+    rows: Iterator[TableRow]
+    warnings: tuple[str, ...]
+
+
+def stream_table(
+    data: bytes,
+    *,
+    shown: str,
+    source: str,
+    columns: Mapping[str, str],
+    required: tuple[str, ...],
+    ignored: frozenset[str] = frozenset(),
+    key: Callable[[str], str] = default_key,
+) -> LazyTable:
+    """``parse_table``, with the header checked now and the rows parsed as they are taken:
+    a reader that uses each row once never holds the whole parsed file."""
     text = decode(data, shown)
     records = _records(text)
-    header_at = next((i for i, r in enumerate(records) if r[3] or _is_content(r[2])), None)
-    if header_at is None:
+    found = next((r for r in records if r[3] or _is_content(r[2])), None)
+    if found is None:
         raise EmptyRosterError(f"{shown}: has no header row (blank file)")
-    if records[header_at][3]:
-        raise RosterError(f"{shown}: is not a CSV file ({records[header_at][3]})")
-    header = records[header_at][2] or []
+    if found[3]:
+        raise RosterError(f"{shown}: is not a CSV file ({found[3]})")
+    header = found[2] or []
     if any(has_surrogates(h) or "\x00" in h for h in header):
         raise RosterError(f"{shown}: the header row is not UTF-8 text; save the file as CSV UTF-8")
 
@@ -170,12 +203,14 @@ def parse_table(
             f"{shown}: missing required column{plural} {names}{_separator_hint(header)}"
         )
 
-    rows = [
-        _row(first, last, fields, err, header, seen)
-        for first, last, fields, err in records[header_at + 1 :]
+    # One search of the whole text: a file that is all UTF-8 needs no check per cell.
+    escaped = has_surrogates(text)
+    rows = (
+        _row(first, last, fields, err, header, seen, escaped)
+        for first, last, fields, err in records
         if err or _is_content(fields)
-    ]
-    return Table(source, tuple(header), tuple(rows), tuple(warnings))
+    )
+    return LazyTable(source, tuple(header), rows, tuple(warnings))
 
 
 def _is_content(fields: list[str] | None) -> bool:
@@ -190,12 +225,14 @@ def _row(
     err: str | None,
     header: list[str],
     seen: Mapping[str, int],
+    escaped: bool = True,
 ) -> TableRow:
-    """Build one TableRow, deciding whether the row is usable."""
+    """Build one TableRow, deciding whether the row is usable. ``escaped``: the file holds
+    bytes that are not UTF-8 somewhere (else no cell needs checking)."""
     if fields is None:
         return TableRow(first, {}, ("csv", f"cannot be parsed: {err}"), aligned=False)
     positional = {k: fields[i] for k, i in seen.items() if i < len(fields)}
-    bad = [i for i, f in enumerate(fields) if has_surrogates(f)]
+    bad = [i for i, f in enumerate(fields) if has_surrogates(f)] if escaped else []
     if len(fields) != len(header):
         span = (
             f"; it runs from line {first} to line {last}: an unclosed quote?"

@@ -7,10 +7,12 @@ them all to one row and turns every violation into a `RowError`.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from mimsdir.roster.records import ACTIVE, LEFT, RosterStudent, RowError
 
@@ -42,6 +44,11 @@ _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _DOMAIN = re.compile(rf"(?:{_LABEL}\.)+[a-z](?:[a-z0-9-]{{0,61}}[a-z0-9])?", re.ASCII)
 _LEVEL = re.compile(r"(?:P|PRI|PRIMARY)?\s*\.?\s*0?([1-6])", re.ASCII)
 _LEVEL_LIKE = re.compile(r"(?:P|PRI|PRIMARY)?\s*\.?\s*(\d+)", re.ASCII)
+# Exactly the characters of Unicode categories Cc, Cs, Zl and Zp (tests/test_roster_validate.py
+# compares it with unicodedata over every code point): a regex, so a row costs C, not a Python
+# loop per character.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Invisible characters that spreadsheets leave at the edges of cells.
 _EDGE_JUNK = "\u200b\ufeff"
 
@@ -110,7 +117,7 @@ def clean_email(value: str, allowed_domains: Sequence[str] | None = None) -> str
 def _check_text(text: str, limit: int) -> str:
     """Shared rule for names and classes: NFC (so formats compare equal), short, printable."""
     text = unicodedata.normalize("NFC", text)
-    if any(unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") for ch in text):
+    if _CONTROL.search(text):
         raise Invalid(f"{show(text)} contains a control character")
     if len(text) > limit:
         raise Invalid(f"{show(text)} is longer than {limit} characters")
@@ -182,12 +189,12 @@ def clean_status(value: str) -> str:
 def readable(value: str | None) -> str | None:
     """The value as the row names it, if it is there and could be decoded, for RowError ids."""
     text = trim(value)
-    if not text or any("\ud800" <= ch <= "\udfff" for ch in text):
+    if not text or _SURROGATE.search(text):
         return None
     return text
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """One roster row as a reader extracted it, before the shared rules are applied.
 
@@ -210,7 +217,7 @@ class Candidate:
     unchecked: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Checked:
     """The outcome of the rules on one candidate, plus the keys used across rows."""
 
@@ -230,6 +237,38 @@ def _valid(rule: Callable[[str], str], value: str) -> str | None:
         return None
 
 
+def _cached(rule: Callable[[str], object]) -> Callable[[str], object]:
+    """A pure rule, remembered per value: schools, levels, classes, form teachers, statuses and
+    most names repeat across a roster, and a national one has 500,000 rows. Only results are
+    kept; a value that breaks the rule raises each time, with its own reason."""
+    return functools.lru_cache(maxsize=1 << 16)(rule)
+
+
+_school_code = _cached(clean_school_code)
+_level = _cached(normalise_level)
+_class = _cached(clean_class)
+_teacher = _cached(clean_form_teacher_email)
+_status = _cached(clean_status)
+_given_name = _cached(lambda v: clean_name(v, required=True))
+_family_name = _cached(lambda v: clean_name(v, required=False))
+
+
+@functools.lru_cache(maxsize=64)
+def _rules(allowed: tuple[str, ...] | None) -> Mapping[str, Callable[[str], object]]:
+    """The rule of each field, in report order (one mapping per allowed-domains setting)."""
+    return {
+        "student_id": clean_student_id,
+        "email": lambda v: clean_email(v, allowed),
+        "given_name": _given_name,
+        "family_name": _family_name,
+        "school_code": _school_code,
+        "level": _level,
+        "class_name": _class,
+        "form_teacher_email": _teacher,
+        "status": _status,
+    }
+
+
 def check_candidate(cand: Candidate, allowed_domains: Sequence[str] | None = None) -> Checked:
     """Apply every field rule to one row; each violation becomes its own RowError.
 
@@ -246,31 +285,22 @@ def check_candidate(cand: Candidate, allowed_domains: Sequence[str] | None = Non
         return RowError(cand.source, cand.line, name, reason, rid, remail)
 
     errors = [error(name, reason) for name, reason in cand.problems]
-    valid_id = _valid(clean_student_id, raw["student_id"])
-    valid_email = _valid(clean_email, raw["email"])  # duplicates ignore the domain rule
-    valid_school = _valid(clean_school_code, raw["school_code"]) if raw["school_code"] else None
-    if cand.structural:
-        return Checked(cand, None, tuple(errors), valid_id, valid_email, valid_school)
-    if cand.departs:
+    if cand.structural or cand.departs:
+        valid_id = _valid(clean_student_id, raw["student_id"])
+        valid_school = (_valid(clean_school_code, raw["school_code"]) if raw["school_code"]
+                        else None)
+        if cand.structural:
+            valid_email = _valid(clean_email, raw["email"])
+            return Checked(cand, None, tuple(errors), valid_id, valid_email, valid_school)
         try:
             clean_student_id(raw["student_id"])
         except Invalid as exc:
             errors.append(error("student_id", str(exc)))
         return Checked(cand, None, tuple(errors), valid_id, None, valid_school)
 
-    rules: dict[str, Callable[[str], object]] = {
-        "student_id": clean_student_id,
-        "email": lambda v: clean_email(v, allowed_domains),
-        "given_name": lambda v: clean_name(v, required=True),
-        "family_name": lambda v: clean_name(v, required=False),
-        "school_code": clean_school_code,
-        "level": normalise_level,
-        "class_name": clean_class,
-        "form_teacher_email": clean_form_teacher_email,
-        "status": clean_status,
-    }
+    rules = _rules(tuple(allowed_domains) if allowed_domains is not None else None)
     done = {name for name, _ in cand.problems} | cand.unchecked
-    clean: dict[str, object] = {}
+    clean: dict[str, Any] = {}
     for name, rule in rules.items():
         if name in done:
             continue
@@ -278,6 +308,15 @@ def check_candidate(cand: Candidate, allowed_domains: Sequence[str] | None = Non
             clean[name] = rule(raw[name])
         except Invalid as exc:
             errors.append(error(name, str(exc)))
+    # The keys compared across rows: the cleaned values when the rules passed (the same
+    # functions), else whatever of them can still be read. Duplicates ignore the domain rule.
+    valid_id = clean.get("student_id") or _valid(clean_student_id, raw["student_id"])
+    if "email" in clean and allowed_domains is None:
+        valid_email = clean["email"]
+    else:
+        valid_email = _valid(clean_email, raw["email"])
+    valid_school = ((clean.get("school_code") or _valid(clean_school_code, raw["school_code"]))
+                    if raw["school_code"] else None)
     student = None
     if not errors and len(clean) == len(rules):
         student = RosterStudent(**clean, source=cand.source, line=cand.line)  # type: ignore[arg-type]

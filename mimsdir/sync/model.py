@@ -38,7 +38,7 @@ MANAGED = ("mail", "givenName", "sn", "cn", "mimsSchoolCode", "mimsLevel", "mims
            "uidNumber", "gidNumber", "homeDirectory", "loginShell")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DirStudent:
     """A student as the directory holds it, reduced to what the sync compares."""
 
@@ -66,7 +66,7 @@ class DirStudent:
     login_shell: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AttrChange:
     """One attribute's new value. ``objectClass`` is the exception: its ``new`` is a class
     to add (posixAccount), never a replacement of the entry's classes. ``uidNumber`` and
@@ -78,7 +78,7 @@ class AttrChange:
     new: str | None  # None: delete the attribute
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     """One student's change. ``kind`` is the most significant thing happening to them."""
 
@@ -122,6 +122,11 @@ class Plan:
     lookup_uids: list[str] = field(default_factory=list)
     lookup_mails: list[str] = field(default_factory=list)
     lookup_teachers: list[str] = field(default_factory=list)
+    # Students in scope taken from the last run's view (entryCSN unchanged) and read in full.
+    read_reused: int = 0
+    read_fetched: int = 0
+    # Rows found unchanged without comparing them again (``plan.plan_sync``, ``quiet``).
+    quiet_rows: int = 0
 
     def count(self, kind: str) -> int:
         return sum(1 for c in self.changes if c.kind == kind)

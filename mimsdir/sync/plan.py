@@ -16,7 +16,8 @@ dry run or a saved plan writes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import hashlib
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -64,6 +65,13 @@ class DirectoryState:
     mail_owners: Mapping[str, str]          # lower-case mail -> uid, for roster mails
     teachers: Mapping[str, str]             # lower-case teacher mail -> staff DN
     groups: Mapping[str, str] = field(default_factory=dict)  # posixGroup cn -> gidNumber
+    # How the students in scope were read (mimsdir/sync/view.py): taken from the last run's
+    # view because their entryCSN had not moved, or read from the directory in full.
+    reused: int = 0
+    fetched: int = 0
+    # lower-case uid -> the digest of the roster row the last run found this student to match
+    # exactly (``row_digest``), for the students whose entry has not changed since.
+    quiet: Mapping[str, str] = field(default_factory=dict)
 
 
 def scope_of(roster: Roster, school: str | None) -> tuple[str, ...]:
@@ -138,6 +146,14 @@ def _display(r: RosterStudent) -> str:
     return names(r)[2]
 
 
+def row_digest(r: RosterStudent) -> str:
+    """What a row asks of its student, as a short digest (no field holds a NUL: the rules
+    refuse control characters). Stable across runs and machines, unlike ``hash()``."""
+    text = "\0".join((r.student_id, r.email, r.given_name, r.family_name, r.school_code,
+                      r.level, r.class_name, r.form_teacher_email or "", r.status))
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
 def plan_sync(
     roster: Roster,
     state: DirectoryState,
@@ -148,8 +164,15 @@ def plan_sync(
     retention_days: int = 365,
     purge: bool = False,
     posix: PosixConfig | None = None,
+    converged: MutableMapping[str, str] | None = None,
 ) -> Plan:
-    """Compute every change that makes the directory match the roster, in scope."""
+    """Compute every change that makes the directory match the roster, in scope.
+
+    ``state.quiet`` names students whose entry has not changed since a run found them to
+    match a row with the same digest, under the same form teachers, groups and settings (the
+    caller's promise, ``sync/run.py``): such a row is unchanged without comparing it again,
+    which is most of a national no-op night. ``converged`` receives every student (lower-case
+    uid -> row digest) found to match its row exactly, for the next run's ``quiet``."""
     posix = posix or PosixConfig()
     scope = scope_of(roster, school)
     in_scope = set(scope)
@@ -167,6 +190,7 @@ def plan_sync(
         plan.warnings.append(f"{skipped} row(s) of schools outside --school {school} ignored")
 
     students = state.students
+    quiet = state.quiet
     seen: set[str] = set()
     unknown_teachers: dict[str, int] = {}
     stamp = format_gtime(now)
@@ -196,12 +220,18 @@ def plan_sync(
         if r.form_teacher_email and r.form_teacher_email.lower() not in state.teachers:
             unknown_teachers[r.form_teacher_email] = unknown_teachers.get(
                 r.form_teacher_email, 0) + 1
-        want = desired(r, dns, state.teachers)
-        want.update(desired_posix(r, current, state.groups, posix))
-        if current is None:
-            plan.changes.append(_create(r, dns, want, stamp))
-            continue
-        change = _diff(r, current, want)
+        digest = row_digest(r) if (quiet or converged is not None) and current else None
+        if digest is not None and quiet.get(key) == digest:
+            change = None  # as the last run found it, and nothing has changed since
+            plan.quiet_rows += 1
+        else:
+            want = desired(r, dns, state.teachers)
+            want.update(desired_posix(r, current, state.groups, posix))
+            if current is None:
+                plan.changes.append(_create(r, dns, want, stamp))
+                continue
+            change = _diff(r, current, want)
+        assert current is not None
         if change is not None:
             plan.changes.append(change)
         else:
@@ -210,6 +240,8 @@ def plan_sync(
             plan.changes.append(Change(REISSUE, current.uid, current.dn, r.school_code,
                                        line=r.line, name=_display(r), class_name=r.class_name,
                                        level=r.level, mail=r.email))
+        elif change is None and converged is not None and digest is not None:
+            converged[key] = digest
 
     for email, count in sorted(unknown_teachers.items()):
         plan.warnings.append(f"form teacher {email} is not in the directory: "

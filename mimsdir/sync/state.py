@@ -8,15 +8,18 @@ fetched (never a password or an answer: the sync account cannot read them anyway
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 
 import ldap
+import ldap.dn
 
 from mimsdir.directory.idpool import read_groups
 from mimsdir.directory.slapdconf import Dns
 from mimsdir.ldapio import Attrs, Conn, filter_any, first
 from mimsdir.sync.model import DirStudent
 from mimsdir.sync.plan import DirectoryState
+from mimsdir.sync.view import View, shared, unchanged
 
 ATTRS = ("uid", "mail", "givenName", "sn", "cn", "mimsSchoolCode", "mimsLevel", "mimsClass",
          "mimsFormTeacher", "mimsAccountStatus", "mimsLeftAt", "mimsCredentialPending",
@@ -25,41 +28,52 @@ ATTRS = ("uid", "mail", "givenName", "sn", "cn", "mimsSchoolCode", "mimsLevel", 
          # presence says the class is there, without reading objectClass for every student.
          "uidNumber", "gidNumber", "homeDirectory", "loginShell")
 BATCH = 100
+# Above this many changed students (and a fifth of the scope), one paged read of the scope
+# costs less than reading them a hundred at a time.
+STALE_FLOOR = 2000
 # Above this many schools a filter of ORs is slower than reading every student once.
 MAX_SCHOOLS_IN_FILTER = 50
 
 
+# The attribute names as slapd spells them -> lower-case: computed once per spelling, not
+# once per attribute of every entry (28 million str.lower() calls at 500,000 students).
+_LOWER: dict[str, str] = {}
+
+
 def to_student(dn: str, attrs: Attrs) -> DirStudent:
-    # Attribute names keyed lower-case once: a look-up per attribute, not a scan of them all.
-    low = {k.lower(): v for k, v in attrs.items() if v}
-
-    def get(name: str) -> str | None:
-        vs = low.get(name.lower())
-        return vs[0].decode("utf-8", "replace") if vs else None
-
+    # Every value decoded once, keyed by the lower-case attribute name.
+    low: dict[str, str] = {}
+    for key, vs in attrs.items():
+        if vs:
+            name = _LOWER.get(key)
+            if name is None:
+                name = _LOWER[key] = key.lower()
+            low[name] = vs[0].decode("utf-8", "replace")
+    get = low.get
+    uid_number = get("uidnumber")
     return DirStudent(
         uid=get("uid") or dn.split(",", 1)[0].split("=", 1)[1],
         dn=dn,
-        school=(get("mimsSchoolCode") or "").upper(),
-        level=(get("mimsLevel") or "").upper(),
-        status=(get("mimsAccountStatus") or "").lower(),
+        school=sys.intern((get("mimsschoolcode") or "").upper()),
+        level=sys.intern((get("mimslevel") or "").upper()),
+        status=sys.intern((get("mimsaccountstatus") or "").lower()),
         mail=get("mail"),
-        given_name=get("givenName"),
-        family_name=get("sn"),
+        given_name=shared(get("givenname")),
+        family_name=shared(get("sn")),
         cn=get("cn"),
-        class_name=get("mimsClass"),
-        form_teacher_dn=get("mimsFormTeacher"),
-        left_at=get("mimsLeftAt"),
-        credential_pending=get("mimsCredentialPending") == "TRUE",
-        qna_origin=get("mimsChallengeOrigin"),
-        qna_must_change=get("mimsQnaMustChange") == "TRUE",
-        policy_dn=get("pwdPolicySubentry"),
-        csn=get("entryCSN"),
-        posix=get("uidNumber") is not None,
-        uid_number=get("uidNumber"),
-        gid_number=get("gidNumber"),
-        home=get("homeDirectory"),
-        login_shell=get("loginShell"),
+        class_name=shared(get("mimsclass")),
+        form_teacher_dn=shared(get("mimsformteacher")),
+        left_at=get("mimsleftat"),
+        credential_pending=get("mimscredentialpending") == "TRUE",
+        qna_origin=shared(get("mimschallengeorigin")),
+        qna_must_change=get("mimsqnamustchange") == "TRUE",
+        policy_dn=shared(get("pwdpolicysubentry")),
+        csn=get("entrycsn"),
+        posix=uid_number is not None,
+        uid_number=uid_number,
+        gid_number=shared(get("gidnumber")),
+        home=get("homedirectory"),
+        login_shell=shared(get("loginshell")),
     )
 
 
@@ -68,20 +82,100 @@ def _chunks(items: Sequence[str], size: int = BATCH) -> Iterator[Sequence[str]]:
         yield items[i:i + size]
 
 
-def read_state(conn: Conn, dns: Dns, scope: Sequence[str], roster_uids: Iterable[str],
-               roster_mails: Iterable[str], teacher_mails: Iterable[str]) -> DirectoryState:
-    students: dict[str, DirStudent] = {}
-    if scope:
-        if len(scope) <= MAX_SCHOOLS_IN_FILTER:
-            flt = f"(&(objectClass=mimsStudent){filter_any('mimsSchoolCode', scope)})"
+def _scope_filter(scope: Sequence[str]) -> str:
+    if len(scope) <= MAX_SCHOOLS_IN_FILTER:
+        return f"(&(objectClass=mimsStudent){filter_any('mimsSchoolCode', scope)})"
+    return EVERY_STUDENT
+
+
+def _read_all(conn: Conn, dns: Dns, flt: str) -> Iterator[DirStudent]:
+    for dn, a in conn.search_paged(dns.students, ldap.SCOPE_ONELEVEL, flt, ATTRS,
+                                   "reading the students in scope"):
+        yield to_student(dn, a)
+
+
+#: The filter of a listing of every student (a scope of more than MAX_SCHOOLS_IN_FILTER).
+EVERY_STUDENT = "(objectClass=mimsStudent)"
+Listing = list[tuple[str, str | None, str]]
+
+
+def _first(a: Attrs, name: str) -> str | None:
+    vs = a.get(name) or next((v for k, v in a.items() if k.lower() == name.lower()), None)
+    return vs[0].decode("utf-8", "replace") if vs else None
+
+
+def list_csns(conn: Conn, dns: Dns, flt: str) -> Listing:
+    """(DN, entryCSN, school code) of every student the filter matches: what
+    ``_read_changed`` compares with the view. Run ahead in a thread by ``sync/run.py`` for a
+    national roster."""
+    return [(dn, _first(a, "entryCSN"), (_first(a, "mimsSchoolCode") or "").upper())
+            for dn, a in conn.search_paged(dns.students, ldap.SCOPE_ONELEVEL, flt,
+                                           ["entryCSN", "mimsSchoolCode"],
+                                           "listing the students in scope")]
+
+
+def _read_changed(conn: Conn, dns: Dns, flt: str, view: View, wanted: set[str],
+                  listing: Listing | None = None) -> tuple[list[DirStudent], int]:
+    """The students of the ``wanted`` schools, from the view where their entryCSN has not
+    moved: (students, how many were read in full). ``listing``: ``list_csns`` of ``flt``,
+    if already taken. Students of other schools are not read at all."""
+    kept: list[DirStudent] = []
+    stale: list[str] = []
+    for dn, csn, school in listing if listing is not None else list_csns(conn, dns, flt):
+        if school not in wanted:
+            continue
+        known = unchanged(view, dn, csn)
+        if known is None:
+            stale.append(dn)
         else:
-            flt = "(objectClass=mimsStudent)"
+            kept.append(known)
+    if len(stale) > max(STALE_FLOOR, (len(kept) + len(stale)) // 5):
+        # Most of it changed (a new school year): one paged read beats many look-ups.
+        everything = [s for s in _read_all(conn, dns, flt) if s.school in wanted]
+        return everything, len(everything)
+    uids = [ldap.dn.str2dn(dn)[0][0][1] for dn in stale]
+    fetched = 0
+    for chunk in _chunks(uids):
+        for dn, a in conn.search(dns.students, ldap.SCOPE_ONELEVEL,
+                                 f"(&{flt}{filter_any('uid', chunk)})", ATTRS,
+                                 "reading the students that changed"):
+            kept.append(to_student(dn, a))
+            fetched += 1
+    # One that was deleted between the listing and the read is simply gone: as a full read a
+    # moment later would have found.
+    return kept, fetched
+
+
+def read_state(conn: Conn, dns: Dns, scope: Sequence[str], roster_uids: Iterable[str],
+               roster_mails: Iterable[str], teacher_mails: Iterable[str],
+               view: View | None = None, every_student: Listing | None = None
+               ) -> DirectoryState:
+    """What the planner needs. With ``view`` (mimsdir/sync/view.py), the students in scope
+    whose entryCSN has not moved since the view was taken are not read again.
+    ``every_student``: ``list_csns`` of EVERY_STUDENT taken already (used when the scope
+    lists every student too)."""
+    students: dict[str, DirStudent] = {}
+    quiet: dict[str, str] = {}
+    reused = fetched = 0
+    if scope:
+        flt = _scope_filter(scope)
         wanted = {s.upper() for s in scope}
-        for dn, a in conn.search_paged(dns.students, ldap.SCOPE_ONELEVEL, flt, ATTRS,
-                                       "reading the students in scope"):
-            s = to_student(dn, a)
+        if view:
+            listing = every_student if flt == EVERY_STUDENT else None
+            found, fetched = _read_changed(conn, dns, flt, view, wanted, listing)
+            reused = len(found) - fetched
+        else:
+            found = [s for s in _read_all(conn, dns, flt) if s.school in wanted]
+            fetched = len(found)
+        digests = view.digests if view else {}
+        for s in found:
             if s.school in wanted:
-                students[s.uid.lower()] = s
+                key = s.uid.lower()
+                students[key] = s
+                digest = digests.get(s.dn)
+                # Only an entry taken from the view (its entryCSN unchanged) keeps its digest.
+                if digest is not None and (view and view.students.get(s.dn) is s):
+                    quiet[key] = digest
     missing = sorted({u for u in roster_uids if u.lower() not in students})
     for chunk in _chunks(missing):
         for dn, a in conn.search(dns.students, ldap.SCOPE_ONELEVEL, filter_any("uid", chunk),
@@ -105,7 +199,7 @@ def read_state(conn: Conn, dns: Dns, scope: Sequence[str], roster_uids: Iterable
                 teachers[mail.lower()] = dn
     groups = {name: str(gid) for name, gid in read_groups(conn, dns).items()}
     return DirectoryState(students=students, mail_owners=owners, teachers=teachers,
-                          groups=groups)
+                          groups=groups, reused=reused, fetched=fetched, quiet=quiet)
 
 
 def fingerprint(state: DirectoryState) -> str:
