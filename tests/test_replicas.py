@@ -54,6 +54,7 @@ from mimsdir.errors import (
     DirectoryError,
     DirectoryUnavailable,
     MimsError,
+    NotFound,
     TlsRefused,
 )
 from mimsdir.ldapio import Conn, first, values
@@ -734,7 +735,7 @@ def _converge(trio: Trio, timeout: float = 60) -> dict[str, dict[str, list[bytes
     while True:
         try:
             dumps = [_dump(cfg) for cfg in (trio.a, trio.b, trio.c)]
-        except DirectoryUnavailable:
+        except (DirectoryUnavailable, NotFound):  # restarting; or empty, its base not there yet
             dumps = []
         if dumps and dumps[0] == dumps[1] == dumps[2]:
             return dumps[2]
