@@ -12,8 +12,10 @@ from click.testing import CliRunner
 
 from mimsdir.cli import main
 from mimsdir.config import load_config
+from mimsdir.connect import network_conn
 from mimsdir.directory import server
 from mimsdir.directory.slapdconf import Dns
+from mimsdir.errors import NotFound
 from tests.conftest import free_port, write_config
 
 # Most tests start a slapd of their own (tests/conftest.py: no clock shift).
@@ -62,8 +64,22 @@ def test_up_is_idempotent_status_load_down(instance: Path) -> None:
     assert "0 added, 48 already present" in res.output
 
     res = run(instance, "directory", "status")
-    assert res.exit_code == 0
-    assert "students: 40" in res.output and cfg.ldap.uri in res.output
+    assert res.exit_code == 0 and cfg.ldap.uri in res.output
+    assert "students:" not in res.output  # counting them reads them all: only when asked
+    # The entry count is slapd's own (cn=Monitor), and it is the real one.
+    with server.root_conn(cfg) as c:
+        real = len(c.search(cfg.ldap.base_dn, ldap.SCOPE_SUBTREE, "(objectClass=*)", ["1.1"],
+                            "counting every entry"))
+    assert f"entries:  {real}\n" in res.output
+    res = run(instance, "directory", "status", "--count-students")
+    assert res.exit_code == 0 and "students: 40" in res.output
+    # Nobody but the host's root reads the monitor.
+    with network_conn(cfg) as c:
+        c.bind(f"cn=sync,ou=services,{cfg.ldap.base_dn}",
+               (cfg.secrets_dir / "sync.pw").read_text().strip())
+        with pytest.raises(NotFound):  # not even that it exists
+            c.search("cn=Monitor", ldap.SCOPE_SUBTREE, "(objectClass=*)", ["1.1"],
+                     "reading the monitor")
 
     res = run(instance, "directory", "down")
     assert res.exit_code == 0 and "stopped" in res.output

@@ -54,16 +54,19 @@ def down(ctx: Ctx) -> None:
 
 
 @directory.command()
+@click.option("--count-students", is_flag=True,
+              help="also count the students (reads every one: seconds at national size)")
 @pass_ctx
-def status(ctx: Ctx) -> None:
+def status(ctx: Ctx, count_students: bool) -> None:
     """Say whether slapd runs, where, how many entries it holds, its replication role and how
     far its copy goes (contextCSN: compare between servers). Exit 4 if not running.
 
     \b
     Example:
       mimsdir directory status
+      mimsdir directory status --count-students
     """
-    st = server.status(ctx.cfg)
+    st = server.status(ctx.cfg, count_students=count_students)
     if not st.running:
         click.echo(f"directory not running (state {st.state_dir})")
         raise SystemExit(4)
@@ -72,7 +75,8 @@ def status(ctx: Ctx) -> None:
     click.echo(f"  ldapi:    {st.ldapi_uri}")
     click.echo(f"  state:    {st.state_dir}")
     click.echo(f"  entries:  {st.entries if st.entries is not None else '?'}")
-    click.echo(f"  students: {st.students if st.students is not None else '?'}")
+    if count_students:
+        click.echo(f"  students: {st.students if st.students is not None else '?'}")
     click.echo(f"  tls:      {_tls_summary(ctx)}")
     r = ctx.cfg.directory.replication
     if r.consumer:

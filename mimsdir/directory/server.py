@@ -34,8 +34,14 @@ from mimsdir.directory.slapdconf import (
     render_tree,
     service_authz,
 )
-from mimsdir.errors import ConfigError, DirectoryError, DirectoryUnavailable, TlsRefused
-from mimsdir.ldapio import Conn
+from mimsdir.errors import (
+    ConfigError,
+    DirectoryError,
+    DirectoryUnavailable,
+    MimsError,
+    TlsRefused,
+)
+from mimsdir.ldapio import Conn, filter_eq, first
 
 READY_TIMEOUT = 30.0
 
@@ -499,21 +505,26 @@ def down(cfg: Config, timeout: float = 30.0) -> bool:
     return True
 
 
-def status(cfg: Config) -> Status:
+def status(cfg: Config, count_students: bool = False) -> Status:
+    """Whether slapd runs, and what it holds. The number of entries comes from slapd's
+    monitor backend (``olmMDBEntries``): the same answer for ten entries or half a million,
+    in a millisecond. Counting students means paging through every one of them (seconds at
+    national size): only when asked."""
     pid = _pid(cfg)
     st = Status(running=pid is not None, pid=pid, uri=cfg.ldap.listen_uri, ldapi_uri=cfg.ldapi_uri,
                 state_dir=cfg.state_dir, role=cfg.directory.replication.role)
     if pid is None:
         return st
     dns = Dns(cfg.ldap.base_dn)
+    students = None
     try:
         with Conn(cfg.ldapi_uri, timeout=5) as c:
             c.bind_external()
-            total = sum(1 for _ in c.search_paged(dns.base, ldap.SCOPE_SUBTREE, "(objectClass=*)",
-                                                  ["1.1"], "counting entries"))
-            students = sum(1 for _ in c.search_paged(dns.students, ldap.SCOPE_ONELEVEL,
-                                                     "(objectClass=mimsStudent)", ["1.1"],
-                                                     "counting students"))
+            total = _monitored_entries(c, dns.base)
+            if count_students:
+                students = sum(1 for _ in c.search_paged(dns.students, ldap.SCOPE_ONELEVEL,
+                                                         "(objectClass=mimsStudent)", ["1.1"],
+                                                         "counting students"))
             base = c.get(dns.base, ["contextCSN"], "reading the replication state") or {}
     except Exception:  # a status report must not fail because counting did
         return st
@@ -521,6 +532,22 @@ def status(cfg: Config) -> Status:
                         for v in vs))
     return Status(**{**st.__dict__, "students": students, "entries": total,
                      "context_csns": csns})
+
+
+def _monitored_entries(c: Conn, base: str) -> int | None:
+    """Entries of the database holding ``base``, as slapd's monitor counts them (None on a
+    slapd started with a cn=config from before the monitor database)."""
+    try:
+        found = c.search("cn=Databases,cn=Monitor", ldap.SCOPE_ONELEVEL,
+                         filter_eq("namingContexts", base), ["olmMDBEntries"],
+                         "reading slapd's entry count")
+    except MimsError:
+        return None
+    for _, attrs in found:
+        value = first(attrs, "olmMDBEntries")
+        if value and value.isdigit():
+            return int(value)
+    return None
 
 
 def root_conn(cfg: Config) -> Conn:
