@@ -30,7 +30,7 @@ def test_first_load_and_sign_ins_are_measured_against_their_floors(tmp_path: Pat
     assert first["students"] == 10 and first["slips"] >= 1
     assert first["argon2"].startswith("argon2i ")  # Debian's slapd module: argon2i
     assert first["seconds"] > 0 and first["floor_seconds"] > 0
-    assert first["ratio"] == pytest.approx(first["seconds"] / first["floor_seconds"], rel=0.02)
+    assert first["ratio"] == pytest.approx(first["seconds"] / first["floor_seconds"], rel=0.05)
     assert first["cpu_seconds"]["slapd"] > 0 and first["cpu_seconds"]["sync"] > 0
 
     floor = r["argon2_verify_floor"]
