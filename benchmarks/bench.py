@@ -14,7 +14,8 @@ loads the national data set of SIZE students (benchmarks/national.py) with
   slips vs N argon2 hashes at the parameters of the hashes slapd made, on every core at once;
 
 and the sign-ins (benchmarks/workloads.py), against the argon2 verifications a second of every
-core at the parameters of the students' hashes (taken before and after them; their mean):
+core at the parameters of the students' hashes (taken before, between and after them; each
+workload against the mean of the two around it):
 
 - a storm of device sign-ins (``--clients`` devices, simple binds over StartTLS as distinct
   students), one connection a device, and a new connection each sign-in (as nslcd does);
@@ -257,7 +258,8 @@ class Bench:
     def first_load(self, n: int, seconds: float) -> dict[str, Any]:
         """N new pupils of new schools, as their schools' first roster: the sync (a process,
         as the nightly job) adds them, has slapd hash a password each, writes the slips. The
-        floor: N argon2 hashes at the parameters of the hashes it made, every core busy.
+        floor: N argon2 hashes at the parameters of the hashes it made, every core busy,
+        measured before and after the sync (their mean: other work on the machine moves).
         Also the CPU seconds of the sync and of slapd: what the time went to."""
         tmp = self.tmp
         start = -(-self.size // national.SCHOOL_SIZE) * national.SCHOOL_SIZE  # next school
@@ -266,6 +268,8 @@ class Bench:
         roster = national.write_roster(tmp / "first-load.csv", new)
         report = tmp / "first-load.json"
         slapd = self.slapd_pid()
+        loaded = self.stored_hash(self.base_rows[0].student_id)
+        before = workloads.argon2_rate(loaded, seconds)
         slapd_cpu = workloads.process_cpu(slapd)
         busy = workloads.machine_cpu()[0]
         t_sync, code, usage = run_child(
@@ -280,32 +284,39 @@ class Bench:
                 or not rep["slips"]):
             raise SystemExit(f"the first load did not add {n} students with slips: exit "
                              f"{code}, {rep.get('applied')}, {rep.get('write_failures')}")
-        a = self.stored_hash(new[0].student_id)
-        fl = workloads.argon2_rate(a, seconds)
-        floor = n / fl.rate
+        a = self.stored_hash(new[0].student_id)  # the hashes the sync had slapd make
+        after = workloads.argon2_rate(a, seconds)
+        floors = [before, after] if a == loaded else [after]
+        rate = sum(f.rate for f in floors) / len(floors)
+        hash_s = sum(f.cpu for f in floors) / sum(f.hashes for f in floors)
+        floor = n / rate
+        workers = after.workers
         out = {"students": n, "seconds": round(t_sync, 2),
                "peak_rss_mib": round(usage.ru_maxrss / 1024), "slips": len(rep["slips"]),
-               "argon2": _argon2_name(a), "floor_per_second": round(fl.rate, 1),
+               "argon2": _argon2_name(a), "floor_per_second": round(rate, 1),
+               "floor_runs": [round(f.rate, 1) for f in floors],
+               "floor_others_share": [round(f.others_share, 2) for f in floors],
                "floor_seconds": round(floor, 2), "ratio": round(t_sync / floor, 2),
                "goal": FIRST_LOAD_GOAL, "met": t_sync / floor <= FIRST_LOAD_GOAL,
                "cpu_seconds": {"sync": round(sync_cpu, 2), "slapd": round(slapd_cpu, 2),
                                "others": round(others, 2)},
-               "argon2_cpu_ms_per_hash": round(fl.cpu_per_hash * 1000, 1),
+               "argon2_cpu_ms_per_hash": round(hash_s * 1000, 1),
                "slapd_cpu_ms_per_student": round(slapd_cpu / n * 1000, 1),
                "sync_cpu_ms_per_student": round(sync_cpu / n * 1000, 1),
                # The ratio by CPU: the work done for N students over N hashes' work, what
                # the ratio would be on a machine of its own with every core kept busy.
-               "cpu_ratio": round((slapd_cpu + sync_cpu) / (n * fl.cpu_per_hash), 2),
-               "others_share": round(others / (t_sync * fl.workers), 2)}
+               "cpu_ratio": round((slapd_cpu + sync_cpu) / (n * hash_s), 2),
+               "others_share": round(others / (t_sync * workers), 2)}
         self.results["first_load"] = out
         print(f"first load of {n}: {t_sync:.1f} s (CPU: sync {sync_cpu:.1f} s, slapd "
               f"{slapd_cpu:.1f} s, others {others:.1f} s) vs {n} hashes ({_argon2_name(a)}) "
-              f"at {fl.rate:.1f}/s = {floor:.1f} s: {t_sync / floor:.2f}x", flush=True)
+              f"at {rate:.1f}/s = {floor:.1f} s: {t_sync / floor:.2f}x", flush=True)
         return out
 
     def signin(self, clients: int, seconds: float, processes: bool = False) -> dict[str, Any]:
         """Device storms and portal sign-ins against the argon2 verify rate of every core,
-        measured before and after them (their mean: other work on the machine moves)."""
+        measured before, between and after them: each is compared with the mean of the two
+        floors around it (other work on the machine moves)."""
         dns = Dns(self.cfg.ldap.base_dn)
         slapd = self.slapd_pid()
         # Students spread over the data set; device (browser) i signs in its own in turn.
@@ -313,26 +324,40 @@ class Bench:
         step = max(1, len(self.base_rows) // want)
         picked = self.base_rows[::step][:want]
         mine = [picked[i::clients] or [picked[i % len(picked)]] for i in range(clients)]
+        students = [[dns.student(b.student_id) for b in m] for m in mine]
         a = self.stored_hash(picked[0].student_id)
-        before = workloads.argon2_rate(a, seconds)
-        print(f"argon2 floor ({_argon2_name(a)}): {before.rate:.1f}/s", flush=True)
+
+        def floor_now() -> workloads.Floor:
+            f = workloads.argon2_rate(a, seconds)
+            print(f"argon2 floor ({_argon2_name(a)}): {f.rate:.1f}/s (others "
+                  f"{f.others_share:.0%} of the CPU)", flush=True)
+            return f
+
+        workload: dict[str, Callable[[], workloads.Measured]] = {
+            "device_storm": lambda: workloads.device_storm(
+                self.cfg, slapd, students, PASSWORD, clients, seconds, processes=processes),
+            "device_storm_reconnect": lambda: workloads.device_storm(
+                self.cfg, slapd, students, PASSWORD, clients, seconds, reconnect=True,
+                processes=processes),
+            "portal_signins": lambda: workloads.portal_signins(
+                self.cfg, slapd, [[b.email for b in m] for m in mine], PASSWORD, clients,
+                seconds),
+        }
+        floors = [floor_now()]
         runs: dict[str, workloads.Measured] = {}
-        for name, reconnect in (("device_storm", False), ("device_storm_reconnect", True)):
-            runs[name] = workloads.device_storm(
-                self.cfg, slapd, [[dns.student(b.student_id) for b in m] for m in mine],
-                PASSWORD, clients, seconds, reconnect=reconnect, processes=processes)
+        for name, run in workload.items():
+            runs[name] = run()
             print(f"{name}: {runs[name].summary()}", flush=True)
-        runs["portal_signins"] = workloads.portal_signins(
-            self.cfg, slapd, [[b.email for b in m] for m in mine], PASSWORD, clients, seconds)
-        print(f"portal_signins: {runs['portal_signins'].summary()}", flush=True)
-        after = workloads.argon2_rate(a, seconds)
-        floor = (before.rate + after.rate) / 2
-        hash_ms = (before.cpu + after.cpu) / (before.hashes + after.hashes) * 1000
+            floors.append(floor_now())
+        hash_ms = sum(f.cpu for f in floors) / sum(f.hashes for f in floors) * 1000
         self.results["argon2_verify_floor"] = {
-            "argon2": _argon2_name(a), "workers": before.workers, "seconds": seconds,
-            "before": round(before.rate, 1), "after": round(after.rate, 1),
-            "per_second": round(floor, 1), "cpu_ms_per_hash": round(hash_ms, 1)}
-        for name, m in runs.items():
+            "argon2": _argon2_name(a), "workers": floors[0].workers, "seconds": seconds,
+            "runs": [round(f.rate, 1) for f in floors],
+            "others_share": [round(f.others_share, 2) for f in floors],
+            "per_second": round(sum(f.rate for f in floors) / len(floors), 1),
+            "cpu_ms_per_hash": round(hash_ms, 1)}
+        for k, (name, m) in enumerate(runs.items()):
+            floor = (floors[k].rate + floors[k + 1].rate) / 2
             ratio = m.rate / floor
             device = name != "portal_signins"  # the p99 goal is the devices'
             # The ratio by CPU: argon2's share of the server's work a sign-in (slapd's, and
@@ -341,7 +366,7 @@ class Bench:
                 if m.signins else float("nan")
             self.results[name] = {**m.summary(), "cpu_ratio": round(hash_ms / server_ms, 2),
                                   "others_share": round(m.cpu["others"]
-                                                        / (m.seconds * before.workers), 2),
+                                                        / (m.seconds * floors[0].workers), 2),
                                   "clients_in": "processes" if processes and device
                                   else "threads",
                                   "floor_per_second": round(floor, 1), "ratio": round(ratio, 2),

@@ -71,33 +71,35 @@ def machine_cpu() -> tuple[float, float]:
 
 
 class CpuWindow:
-    """CPU seconds spent over [t0, t1] by slapd, by the clients (``clients()``: their pids,
-    asked at t0) and by everything else on the machine: sampled by a thread of its own."""
+    """CPU seconds spent over [t0, t1] by each group of processes (``groups[name]()``: their
+    pids, asked at t0), by everything else on the machine ("others") and idle ("idle"):
+    sampled by a thread of its own."""
 
-    def __init__(self, slapd: int, clients: Callable[[], list[int]], t0: float,
+    def __init__(self, groups: dict[str, Callable[[], list[int]]], t0: float,
                  t1: float) -> None:
         self.used: dict[str, float] = {}
-        self._thread = threading.Thread(target=self._run, args=(slapd, clients, t0, t1),
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(groups, t0, t1), daemon=True)
         self._thread.start()
 
     @staticmethod
     def _sleep_until(t: float) -> None:
         time.sleep(max(0.0, t - time.monotonic()))
 
-    def _sample(self, pids: list[int]) -> tuple[float, ...]:
+    @staticmethod
+    def _sample(pids: dict[str, list[int]]) -> list[float]:
         busy, idle = machine_cpu()
-        return (process_cpu(pids[0]), sum(process_cpu(p) for p in pids[1:]), busy, idle)
+        return [*(sum(process_cpu(p) for p in group) for group in pids.values()), busy, idle]
 
-    def _run(self, slapd: int, clients: Callable[[], list[int]], t0: float, t1: float) -> None:
+    def _run(self, groups: dict[str, Callable[[], list[int]]], t0: float, t1: float) -> None:
         self._sleep_until(t0)
-        pids = [slapd, *clients()]
+        pids = {name: get() for name, get in groups.items()}
         a = self._sample(pids)
         self._sleep_until(t1)
         b = self._sample(pids)
         d = [y - x for x, y in zip(a, b, strict=True)]
-        self.used = {"slapd": round(d[0], 2), "clients": round(d[1], 2),
-                     "others": round(max(0.0, d[2] - d[0] - d[1]), 2), "idle": round(d[3], 2)}
+        ours = d[:len(pids)]
+        self.used = {**{name: round(v, 2) for name, v in zip(pids, ours, strict=True)},
+                     "others": round(max(0.0, d[-2] - sum(ours)), 2), "idle": round(d[-1], 2)}
 
     def result(self) -> dict[str, float]:
         self._thread.join()
@@ -129,12 +131,18 @@ def _hash_until(a: argon2.Parameters, t0: float, t1: float) -> tuple[int, float]
 
 @dataclass(frozen=True)
 class Floor:
-    """Argon2 hashes a second on every core, and the CPU seconds a hash took."""
+    """Argon2 hashes a second on every core, the CPU seconds a hash took, and the CPU
+    seconds other work on the machine took over the same window."""
 
     workers: int
     seconds: float
     hashes: int
     cpu: float
+    others: float = 0.0
+
+    @property
+    def others_share(self) -> float:
+        return self.others / (self.seconds * self.workers)
 
     @property
     def rate(self) -> float:
@@ -152,8 +160,10 @@ def argon2_rate(a: argon2.Parameters, seconds: float, workers: int | None = None
         list(pool.map(_started, range(workers)))
         t0 = time.monotonic() + 0.5  # every worker's first hash (its memory mapped) before
         jobs = [pool.submit(_hash_until, a, t0, t0 + seconds) for _ in range(workers)]
+        cpu = CpuWindow({"floor": lambda: [os.getpid(), *_pool_pids(pool)]}, t0, t0 + seconds)
         got = [j.result() for j in jobs]
-    return Floor(workers, seconds, sum(n for n, _ in got), sum(c for _, c in got))
+    return Floor(workers, seconds, sum(n for n, _ in got), sum(c for _, c in got),
+                 cpu.result()["others"])
 
 
 def nearest_rank(xs: Sequence[float], q: float) -> float:
@@ -192,7 +202,7 @@ def warmup_for(seconds: float) -> float:
 
 def _pool_pids(pool: Executor) -> list[int]:
     procs = getattr(pool, "_processes", None) or {}  # a ProcessPoolExecutor's workers
-    return [os.getpid(), *procs]
+    return list(procs)
 
 
 def _window(clients: int, seconds: float, one: Callable[..., list[Signin]],
@@ -201,7 +211,8 @@ def _window(clients: int, seconds: float, one: Callable[..., list[Signin]],
     ended inside [t0, t1]."""
     t0 = time.monotonic() + warmup_for(seconds)
     jobs = [pool.submit(one, i, t0, t0 + seconds) for i in range(clients)]
-    cpu = CpuWindow(slapd, lambda: _pool_pids(pool), t0, t0 + seconds)
+    cpu = CpuWindow({"slapd": lambda: [slapd],
+                     "clients": lambda: [os.getpid(), *_pool_pids(pool)]}, t0, t0 + seconds)
     done = [s for j in jobs for s in j.result()]
     lat = [s[0] for s in done]
     return Measured(clients, seconds, len(done), sum(1 for s in done if not s[1]),
