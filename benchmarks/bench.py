@@ -296,7 +296,7 @@ class Bench:
                "argon2": _argon2_name(a), "floor_per_second": round(rate, 1),
                "floor_runs": [round(f.rate, 1) for f in floors],
                "floor_others_share": [round(f.others_share, 2) for f in floors],
-               "floor_seconds": round(floor, 2), "ratio": round(t_sync / floor, 2),
+               "floor_seconds": round(floor, 3), "ratio": round(t_sync / floor, 2),
                "goal": FIRST_LOAD_GOAL, "met": t_sync / floor <= FIRST_LOAD_GOAL,
                "cpu_seconds": {"sync": round(sync_cpu, 2), "slapd": round(slapd_cpu, 2),
                                "others": round(others, 2)},
