@@ -121,11 +121,13 @@ def class_of(level: str, index: int) -> str:
     return f"{level[1]} {CLASS_WORDS[index % len(CLASS_WORDS)]}"
 
 
-def rows(n: int, seed: int = 20261201) -> Iterator[Row]:
+def rows(n: int, seed: int = 20261201, start: int = 0) -> Iterator[Row]:
     """N pupils: schools of SCHOOL_SIZE, a school's pupils spread over P1-P6, classes of
-    CLASS_SIZE (so about six classes a level)."""
+    CLASS_SIZE (so about six classes a level). ``start``: the first pupil's number; pupils
+    from ``start`` on have other ids, emails and (from a multiple of SCHOOL_SIZE) schools
+    than those before it (new schools joining a loaded directory)."""
     rng = random.Random(seed)
-    for i in range(n):
+    for i in range(start, start + n):
         school = school_code(i // SCHOOL_SIZE)
         in_school = i % SCHOOL_SIZE
         level = LEVELS[in_school * len(LEVELS) // SCHOOL_SIZE]
