@@ -24,7 +24,9 @@ def test_first_load_and_sign_ins_are_measured_against_their_floors(tmp_path: Pat
     finally:
         server.down(b.cfg)
     r = b.results
-    assert r["directory_status"]["students"] == 50
+    # The entries slapd counts (cn=Monitor): the loaded ones and the base tree's few.
+    assert r["load_offline"]["entries"] < r["directory_status"]["entries"] \
+        < r["load_offline"]["entries"] + 30
 
     # 10 new students of a new school, with slips; the floor at the parameters slapd used.
     assert first["students"] == 10 and first["slips"] >= 1

@@ -60,6 +60,7 @@ from mimsdir.errors import (
 from mimsdir.ldapio import Conn, first, values
 from mimsdir.portal.directory import PortalDirectory, ServicePool
 from tests.conftest import TEST_TLS, free_port
+from tests.ldap_wire import OPS, is_starttls, read_message, reply
 from tests.sync_helpers import school_entries, school_rows, write_roster
 from tests.test_replication import NoStartTls, wait_for
 
@@ -95,37 +96,18 @@ class ClearTextTrap:
             threading.Thread(target=self._one, args=(conn,), daemon=True).start()
 
     def _one(self, conn: socket.socket) -> None:
-        names = {0x60: "bind", 0x42: "unbind", 0x66: "modify", 0x68: "add", 0x4A: "delete",
-                 0x63: "search"}
         conn.settimeout(5)
         with conn:
             try:
-                while True:
-                    head = conn.recv(2)
-                    if len(head) < 2:
-                        return
-                    size = head[1]
-                    if size & 0x80:
-                        size = int.from_bytes(conn.recv(size & 0x7F), "big")
-                    body = b""
-                    while len(body) < size:
-                        chunk = conn.recv(size - len(body))
-                        if not chunk:
-                            return
-                        body += chunk
-                    msgid = body[2:2 + body[1]]
-                    op = body[2 + body[1]]
-                    starttls = op == 0x77 and b"1.3.6.1.4.1.1466.20037" in body
-                    name = "starttls" if starttls else names.get(op, hex(op))
+                while (message := read_message(conn)) is not None:
+                    msgid, op, body = message
+                    starttls = is_starttls(op, body)
+                    name = "starttls" if starttls else OPS.get(op, hex(op))
                     self.requests.append((name, body))
                     if op == 0x42:
                         return
                     # protocolError to StartTLS, success to a bind, unwilling to the rest
-                    code = 2 if starttls else 0 if op == 0x60 else 53
-                    tag = {0x60: 0x61, 0x77: 0x78, 0x63: 0x65}.get(op, op + 1)
-                    reply = (b"\x02" + bytes([len(msgid)]) + msgid
-                             + bytes([tag, 7, 0x0A, 1, code, 4, 0, 4, 0]))
-                    conn.sendall(b"\x30" + bytes([len(reply)]) + reply)
+                    reply(conn, msgid, op, 2 if starttls else 0 if op == 0x60 else 53)
             except OSError:
                 pass
 

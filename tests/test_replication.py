@@ -22,6 +22,7 @@ from mimsdir.directory import server
 from mimsdir.directory.slapdconf import Dns
 from mimsdir.ldapio import first
 from tests.conftest import TEST_TLS, free_port
+from tests.ldap_wire import OPS, read_message, reply
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -194,7 +195,6 @@ class NoStartTls:
         self.thread.start()
 
     def _serve(self) -> None:
-        names = {0x60: "bind", 0x77: "extended", 0x42: "unbind"}
         while not self.stop.is_set():
             try:
                 conn, _ = self.listener.accept()
@@ -203,28 +203,13 @@ class NoStartTls:
             conn.settimeout(2)
             with conn:
                 try:
-                    while True:
-                        head = conn.recv(2)
-                        if len(head) < 2:
-                            break
-                        size = head[1]
-                        if size & 0x80:
-                            size = int.from_bytes(conn.recv(size & 0x7F), "big")
-                        body = b""
-                        while len(body) < size:
-                            chunk = conn.recv(size - len(body))
-                            if not chunk:
-                                break
-                            body += chunk
-                        msgid = body[2:2 + body[1]]  # INTEGER messageID
-                        op = body[2 + body[1]]
-                        self.requests.append(names.get(op, hex(op)))
+                    while (message := read_message(conn)) is not None:
+                        msgid, op, _ = message
+                        self.requests.append(OPS.get(op, hex(op)))
                         if op != 0x77:
                             break
-                        # ExtendedResponse, resultCode protocolError (2), as slapd without TLS
-                        reply = (b"\x02" + bytes([len(msgid)]) + msgid
-                                 + b"\x78\x07\x0a\x01\x02\x04\x00\x04\x00")
-                        conn.sendall(b"\x30" + bytes([len(reply)]) + reply)
+                        # protocolError (2) to the ExtendedRequest, as slapd without TLS
+                        reply(conn, msgid, op, 2)
                 except OSError:
                     pass
 
