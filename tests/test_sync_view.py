@@ -87,12 +87,12 @@ def test_the_sync_reads_only_what_changed_and_a_quiet_night_writes_no_view(
                                                "rows_not_compared": 0}
     path = view_path(slapd.path(slapd.sync.state_dir), slapd.ldap.base_dn, [here])
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    written = path.stat().st_mtime_ns
+    written = path.stat().st_ino  # a new view is a new file (written aside, then renamed)
     third = run_sync(slapd, roster, tmp=tmp_path)
     assert third.report["directory_read"] == {"from_view": 8, "read": 0,
                                               "rows_not_compared": 8}
     assert third.report["planned"]["unchanged"] == 8
-    assert path.stat().st_mtime_ns == written
+    assert path.stat().st_ino == written
     # A change made outside the sync is seen: the next run reads that one and undoes it.
     root.modify(f"uid={here}002,{dns.students}", [(ldap.MOD_REPLACE, "mimsClass", [b"7Q"])],
                 "a class changed by hand")
@@ -240,3 +240,25 @@ def test_a_national_roster_lists_its_students_ahead_and_reads_no_other_school(
     assert calls == [1]
     assert third.report["directory_read"] == {"from_view": 4, "read": 1, "rows_not_compared": 4}
     assert third.report["planned"]["move"] == 1 and third.report["planned"]["unchanged"] == 4
+
+
+def test_a_view_no_run_has_written_for_weeks_is_deleted(tmp_path: Path) -> None:
+    """An old scope's view is one more copy of children's names: the next save removes it."""
+    import os
+
+    from mimsdir.sync.view import STALE_DAYS
+
+    old = tmp_path / "view-0123456789abcdef.json"
+    recent = tmp_path / "view-fedcba9876543210.json"
+    for p in (old, recent):
+        p.write_text("{}\n")
+    # The file system's clock (the test's may be shifted: --clock-shift-days).
+    now = recent.stat().st_mtime
+    os.utime(old, (now - (STALE_DAYS + 1) * 86400,) * 2)
+    os.utime(recent, (now - (STALE_DAYS - 1) * 86400,) * 2)
+    other = tmp_path / "last-run.json"
+    other.write_text("{}")
+    os.utime(other, (now - 400 * 86400,) * 2)
+    save_view(tmp_path / "view-aaaaaaaaaaaaaaaa.json", "dc=x", ATTRS, [], {}, "")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "last-run.json", "view-aaaaaaaaaaaaaaaa.json", "view-fedcba9876543210.json"]

@@ -5,9 +5,11 @@ Kept apart from the CLI so tests and other callers get a result value, not print
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -159,6 +161,11 @@ def make_plan(cfg: Config, opts: SyncOptions, roster: Roster,
             # Only what changed is worth a write: a quiet night leaves the view as it is.
             save_view(view_file, cfg.ldap.base_dn, STATE_ATTRS, state.students.values(),
                       converged, context)
+        else:
+            # Still this roster's: its age says when a run last used it (sync/view.py
+            # deletes the views of rosters no longer synced).
+            with contextlib.suppress(OSError):
+                os.utime(view_file)
     plan.roster = str(opts.roster)
     plan.read_reused, plan.read_fetched = state.reused, state.fetched
     if opts.plan_out is not None:

@@ -126,6 +126,23 @@ def save_view(path: Path, base_dn: str, attrs: Sequence[str], students: Iterable
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    _forget_old_views(path)
+
+
+#: A view no run has written for this long belongs to a roster that is no longer synced (a
+#: school that joined a national file, a retired cron job): it is deleted, not kept as one
+#: more copy of children's names.
+STALE_DAYS = 35
+
+
+def _forget_old_views(written: Path) -> None:
+    """Delete the views of ``written``'s folder older than STALE_DAYS, measured against the
+    file just written (the file system's clock for both sides of the comparison)."""
+    cutoff = written.stat().st_mtime - STALE_DAYS * 86400
+    for old in written.parent.glob("view-*.json"):
+        with contextlib.suppress(OSError):
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
 
 
 def unchanged(view: View, dn: str, csn: str | None) -> DirStudent | None:
