@@ -5,6 +5,7 @@ client sent them in clear (tests/test_replication.py, tests/test_replicas.py).""
 from __future__ import annotations
 
 import socket
+import threading
 
 STARTTLS_OID = b"1.3.6.1.4.1.1466.20037"
 #: Protocol op tags of the requests the traps meet, by name.
@@ -41,3 +42,32 @@ def reply(conn: socket.socket, msgid: bytes, op: int, code: int) -> None:
     tag = {0x60: 0x61, 0x77: 0x78, 0x63: 0x65}.get(op, op + 1)
     body = b"\x02" + bytes([len(msgid)]) + msgid + bytes([tag, 7, 0x0A, 1, code, 4, 0, 4, 0])
     conn.sendall(b"\x30" + bytes([len(body)]) + body)
+
+
+class LoopbackServer:
+    """A listener on 127.0.0.1 that hands each connection to ``handle`` in its own thread of
+    accepts, until ``close``: the shape every trap server of the tests shares."""
+
+    def __init__(self, port: int = 0, scheme: str = "ldap") -> None:
+        self.listener = socket.create_server(("127.0.0.1", port))
+        self.listener.settimeout(0.1)
+        self.uri = f"{scheme}://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            self.handle(conn)
+
+    def handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+        self.listener.close()

@@ -60,7 +60,7 @@ from mimsdir.errors import (
 from mimsdir.ldapio import Conn, first, values
 from mimsdir.portal.directory import PortalDirectory, ServicePool
 from tests.conftest import TEST_TLS, free_port
-from tests.ldap_wire import OPS, is_starttls, read_message, reply
+from tests.ldap_wire import OPS, LoopbackServer, is_starttls, read_message, reply
 from tests.sync_helpers import school_entries, school_rows, write_roster
 from tests.test_replication import NoStartTls, wait_for
 
@@ -72,28 +72,18 @@ BOUND_SECONDS = 10.0
 FAILURES = 5
 
 
-class ClearTextTrap:
+class ClearTextTrap(LoopbackServer):
     """A provider whose TLS is broken, or a man in the middle who strips it: StartTLS is
     refused (protocolError, as slapd without TLS answers), and anything else is accepted
     (a bind succeeds; other operations are answered "unwilling") and noted, so a client
     that goes on in clear is seen sending what it would send: passwords, changes."""
 
     def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.1)
-        self.uri = f"ldap://127.0.0.1:{self.listener.getsockname()[1]}"
         self.requests: list[tuple[str, bytes]] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+    def handle(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._one, args=(conn,), daemon=True).start()
 
     def _one(self, conn: socket.socket) -> None:
         conn.settimeout(5)
@@ -114,11 +104,6 @@ class ClearTextTrap:
     def in_clear(self) -> list[tuple[str, bytes]]:
         """What reached it besides StartTLS and unbind."""
         return [(n, b) for n, b in self.requests if n not in ("starttls", "unbind")]
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=5)
-        self.listener.close()
 
 
 @dataclass

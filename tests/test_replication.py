@@ -22,7 +22,7 @@ from mimsdir.directory import server
 from mimsdir.directory.slapdconf import Dns
 from mimsdir.ldapio import first
 from tests.conftest import TEST_TLS, free_port
-from tests.ldap_wire import OPS, read_message, reply
+from tests.ldap_wire import OPS, LoopbackServer, read_message, reply
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -181,42 +181,27 @@ def test_a_provider_with_another_ca_is_not_trusted(tmp_path: Path) -> None:
         server.down(a)
 
 
-class NoStartTls:
+class NoStartTls(LoopbackServer):
     """A peer that answers StartTLS with protocolError, as a server without TLS (or a man in
     the middle stripping it) does, and notes every request it is sent afterwards."""
 
     def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.1)
-        self.uri = f"ldap://127.0.0.1:{self.listener.getsockname()[1]}"
         self.requests: list[str] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while not self.stop.is_set():
+    def handle(self, conn: socket.socket) -> None:
+        conn.settimeout(2)
+        with conn:
             try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            conn.settimeout(2)
-            with conn:
-                try:
-                    while (message := read_message(conn)) is not None:
-                        msgid, op, _ = message
-                        self.requests.append(OPS.get(op, hex(op)))
-                        if op != 0x77:
-                            break
-                        # protocolError (2) to the ExtendedRequest, as slapd without TLS
-                        reply(conn, msgid, op, 2)
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=5)
-        self.listener.close()
+                while (message := read_message(conn)) is not None:
+                    msgid, op, _ = message
+                    self.requests.append(OPS.get(op, hex(op)))
+                    if op != 0x77:
+                        break
+                    # protocolError (2) to the ExtendedRequest, as slapd without TLS
+                    reply(conn, msgid, op, 2)
+            except OSError:
+                pass
 
 
 def test_no_replicator_password_in_clear_when_starttls_fails(tmp_path: Path) -> None:
@@ -278,7 +263,6 @@ def test_two_providers_reserving_at_once_never_hand_out_a_number_twice(pair) -> 
     long before replication can settle between them: every number is handed out once, each
     provider's from its own partition (uid_min + k * 64 + server id), and afterwards both
     providers hold both counters."""
-    import threading
 
     from mimsdir.directory.idpool import UID, Group, ensure_groups, reserve
     from mimsdir.posix import ID_STRIDE

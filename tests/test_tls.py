@@ -12,7 +12,6 @@ import os
 import socket
 import ssl
 import stat
-import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -37,6 +36,7 @@ from mimsdir.errors import ConfigError, DirectoryUnavailable
 from mimsdir.ldapio import Conn, TlsClient
 from mimsdir.portal.directory import PortalDirectory
 from tests.conftest import TEST_TLS, free_port, write_config
+from tests.ldap_wire import LoopbackServer
 
 # slapd, libldap and OpenSSL check certificates on the real clock (tests/conftest.py).
 pytestmark = pytest.mark.real_clock
@@ -168,7 +168,7 @@ def test_old_tls_versions_are_refused(slapd: Config) -> None:
         assert t.version() == "TLSv1.2"
 
 
-class Tls11Server:
+class Tls11Server(LoopbackServer):
     """A listener that speaks only TLS 1.1, with a certificate for 127.0.0.1 from the given
     CA: ``handshakes`` lists each handshake that completed."""
 
@@ -184,31 +184,16 @@ class Tls11Server:
             self.ctx.minimum_version = self.ctx.maximum_version = ssl.TLSVersion.TLSv1_1
         self.ctx.set_ciphers("DEFAULT@SECLEVEL=0")
         self.ctx.load_cert_chain(tmp_path / "leaf.pem", tmp_path / "leaf.key")
-        self.listener = socket.create_server(("127.0.0.1", port))
-        self.listener.settimeout(0.1)
-        self.uri = f"ldaps://127.0.0.1:{self.listener.getsockname()[1]}"
         self.handshakes: list[str] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__(port, scheme="ldaps")
 
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                raw, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            raw.settimeout(5)
-            try:
-                with self.ctx.wrap_socket(raw, server_side=True) as t:
-                    self.handshakes.append(str(t.version()))
-            except (OSError, ssl.SSLError):
-                raw.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=5)
-        self.listener.close()
+    def handle(self, conn: socket.socket) -> None:
+        conn.settimeout(5)
+        try:
+            with self.ctx.wrap_socket(conn, server_side=True) as t:
+                self.handshakes.append(str(t.version()))
+        except (OSError, ssl.SSLError):
+            conn.close()
 
 
 def test_clients_refuse_old_tls_versions(tmp_path: Path) -> None:
