@@ -8,12 +8,21 @@ listed so the sync can protect them. Only whole-file problems raise `RosterError
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from mimsdir.roster.google import DEFAULT_OU_PATTERN, read_google
 from mimsdir.roster.native import read_native
 from mimsdir.roster.oneroster import read_oneroster
-from mimsdir.roster.records import ACTIVE, LEFT, Roster, RosterError, RosterStudent, RowError
+from mimsdir.roster.records import (
+    ACTIVE,
+    LEFT,
+    Known,
+    QuietRow,
+    Roster,
+    RosterError,
+    RosterStudent,
+    RowError,
+)
 
 FORMATS = ("native", "oneroster", "google")
 
@@ -22,6 +31,8 @@ __all__ = [
     "DEFAULT_OU_PATTERN",
     "FORMATS",
     "LEFT",
+    "Known",
+    "QuietRow",
     "Roster",
     "RosterError",
     "RosterStudent",
@@ -36,6 +47,9 @@ def read_roster(
     *,
     google_ou_pattern: str | None = None,
     allowed_domains: Sequence[str] | None = None,
+    known: Mapping[bytes, Known] | None = None,
+    salt: bytes = b"",
+    only_lines: Collection[int] | None = None,
 ) -> Roster:
     """Read `path` in format `fmt` ("native", "oneroster" or "google").
 
@@ -44,10 +58,14 @@ def read_roster(
     ignored for the others so a caller can pass its configured value unconditionally.
     Raises RosterError for a file that cannot be read as a roster at all, ValueError for an
     unknown `fmt` (a caller bug: the CLI offers only FORMATS).
+
+    `known`, `salt` and `only_lines` (the sync's quiet rows, `read_native`) apply to the native
+    format only: the others always read every row in full.
     """
     kind = fmt.strip().lower()
     if kind == "native":
-        return read_native(path, allowed_domains=allowed_domains)
+        return read_native(path, allowed_domains=allowed_domains, known=known, salt=salt,
+                           only_lines=only_lines)
     if kind == "oneroster":
         return read_oneroster(path, allowed_domains=allowed_domains)
     if kind == "google":

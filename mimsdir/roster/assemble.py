@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from mimsdir.roster.records import LEFT, Roster, RosterStudent, RowError
+from mimsdir.roster.records import LEFT, QuietRow, Roster, RosterStudent, RowError
 from mimsdir.roster.validate import Candidate, Checked, check_candidate, readable, show
 
 
@@ -29,6 +29,7 @@ class _Kept:
     student_id: str | None
     email: str | None
     school_code: str | None
+    quiet: QuietRow | None = None
 
 
 def _kept(item: Checked) -> _Kept:
@@ -36,6 +37,17 @@ def _kept(item: Checked) -> _Kept:
     return _Kept(c.source, c.line, c.values.get("student_id", ""), c.values.get("email", ""),
                  c.departs, item.student, item.errors, item.student_id, item.email,
                  item.school_code)
+
+
+def _check(item: Candidate | QuietRow, allowed_domains: Sequence[str] | None) -> _Kept:
+    if isinstance(item, QuietRow):
+        # The rules passed these very cells last time and would again: the keys the cross-row
+        # rules need are those of the student the row matched (the same id and email).
+        k = item.known
+        mail = (k.mail or "").lower()
+        return _Kept(item.source, item.line, k.uid, mail, False, None, (), k.uid, mail or None,
+                     k.school, item)
+    return _kept(check_candidate(item, allowed_domains))
 
 
 def _others(this: _Kept, others: Sequence[_Kept]) -> str:
@@ -89,7 +101,7 @@ def _flag_duplicates(
 
 def assemble(
     fmt: str,
-    candidates: Iterable[Candidate],
+    candidates: Iterable[Candidate | QuietRow],
     *,
     allowed_domains: Sequence[str] | None = None,
     warnings: Iterable[str] = (),
@@ -101,7 +113,7 @@ def assemble(
     Ids compare case-insensitively for duplicates because LDAP matches `uid` that way: "s1" and
     "S1" would be the same entry.
     """
-    checked = [_kept(check_candidate(c, allowed_domains)) for c in candidates]
+    checked = [_check(c, allowed_domains) for c in candidates]
     duplicates: dict[int, list[RowError]] = defaultdict(list)
     _flag_duplicates(
         checked,
@@ -112,6 +124,7 @@ def assemble(
     _flag_duplicates(checked, lambda c: c.email, "email", duplicates)
 
     students: list[RosterStudent] = []
+    quiet: list[QuietRow] = []
     errors: list[RowError] = list(extra_errors)
     departed: set[str] = set()
     counts: Counter[str] = Counter()
@@ -122,7 +135,9 @@ def assemble(
             counts[item.school_code] += 1
         if row_errors:
             continue
-        if item.departs and item.student_id:
+        if item.quiet is not None:
+            quiet.append(item.quiet)
+        elif item.departs and item.student_id:
             departed.add(item.student_id)
         elif item.student is not None:
             students.append(item.student)
@@ -138,4 +153,5 @@ def assemble(
         is_delta=is_delta,
         departed_ids=frozenset(departed),
         row_count_by_school=MappingProxyType(dict(sorted(counts.items()))),
+        quiet=tuple(quiet),
     )

@@ -7,7 +7,8 @@ which format a roster came in. All of them are frozen: a roster read once is a f
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from mimsdir.errors import ExitCode, MimsError
 
@@ -52,6 +53,36 @@ class RosterStudent:
     status: str
     source: str
     line: int
+    # The digest of the row's raw cells (``table.stream_table``), when the sync asked for it:
+    # remembered for a row the student is found to match, so the next night can skip the rules.
+    raw: bytes | None = field(default=None, compare=False, repr=False)
+
+
+class Known(Protocol):
+    """What the last run recorded of the student a row matched: enough to take part in the
+    cross-row rules (duplicate ids and emails), the scope and the counts."""
+
+    @property
+    def uid(self) -> str: ...
+    @property
+    def dn(self) -> str: ...
+    @property
+    def mail(self) -> str | None: ...
+    @property
+    def school(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class QuietRow:
+    """A row whose raw cells are, byte for byte, those of a row the last run found its student
+    to match (``known``): the field rules gave that row a clean bill and would give this one
+    the same, so they are not run again (``sync/run.py`` decides whether the student is still
+    as the last run left it; if not, the row is read again in full)."""
+
+    source: str
+    line: int
+    known: Known
+    raw: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +123,8 @@ class Roster:
     is_delta: bool
     departed_ids: frozenset[str]
     row_count_by_school: Mapping[str, int]
+    # Rows not checked again because they are last night's (``QuietRow``): also students.
+    quiet: tuple[QuietRow, ...] = ()
 
     @property
     def protected_ids(self) -> frozenset[str]:

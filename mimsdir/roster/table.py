@@ -9,14 +9,16 @@ the numbers of the rows after them.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from mimsdir.roster.records import EmptyRosterError, RosterError
+from mimsdir.roster.records import EmptyRosterError, Known, RosterError
 
 MAX_FILE_BYTES = 512 * 1024 * 1024  # far above any real roster; stops a runaway read
 
@@ -82,6 +84,10 @@ class TableRow:
     values: Mapping[str, str]
     problem: tuple[str, str] | None = None
     aligned: bool = True
+    # ``stream_table(known=...)``: the digest of the raw cells, and what the last run matched
+    # a row with the same digest to (then ``values`` is left empty: nobody reads them).
+    raw: bytes | None = None
+    quiet: Known | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,9 +175,15 @@ def stream_table(
     required: tuple[str, ...],
     ignored: frozenset[str] = frozenset(),
     key: Callable[[str], str] = default_key,
+    known: Mapping[bytes, Known] | None = None,
+    salt: bytes = b"",
 ) -> LazyTable:
     """``parse_table``, with the header checked now and the rows parsed as they are taken:
-    a reader that uses each row once never holds the whole parsed file."""
+    a reader that uses each row once never holds the whole parsed file.
+
+    ``known`` (raw digest -> what it matched, see ``raw_digester``): every well-formed row
+    gets the digest of its raw cells in ``TableRow.raw``, and a row whose digest is known is
+    handed on as ``TableRow.quiet`` without its values."""
     text = decode(data, shown)
     records = _records(text)
     found = next((r for r in records if r[3] or _is_content(r[2])), None)
@@ -205,12 +217,57 @@ def stream_table(
 
     # One search of the whole text: a file that is all UTF-8 needs no check per cell.
     escaped = has_surrogates(text)
-    rows = (
-        _row(first, last, fields, err, header, seen, escaped)
-        for first, last, fields, err in records
-        if err or _is_content(fields)
-    )
+    if known is None:
+        rows: Iterator[TableRow] = (
+            _row(first, last, fields, err, header, seen, escaped)
+            for first, last, fields, err in records
+            if err or _is_content(fields)
+        )
+    else:
+        rows = _digested_rows(records, header, seen, escaped, known,
+                              raw_digester(salt, header))
     return LazyTable(source, tuple(header), rows, tuple(warnings))
+
+
+# Between cells in a row's digest: a row whose cells hold it is never digested, so two rows
+# that split the same text differently cannot share a digest.
+_SEP = "\x1f"
+
+
+def raw_digester(salt: bytes, header: Sequence[str]) -> Any:
+    """The hash a row's raw cells are added to: seeded with ``salt`` (what else decides how a
+    row reads: the rules' version, the format, the settings) and the header as written, so
+    the same cells under other columns or other rules are another row."""
+    h = hashlib.blake2b(digest_size=12)
+    h.update(salt)
+    h.update(b"\0")
+    h.update("\x1e".join(header).encode("utf-8", "surrogatepass"))
+    h.update(b"\0")
+    return h
+
+
+def _digested_rows(records: Iterator[tuple[int, int, list[str] | None, str | None]],
+                   header: list[str], seen: Mapping[str, int], escaped: bool,
+                   known: Mapping[bytes, Known], base: Any) -> Iterator[TableRow]:
+    width = len(header)
+    for first, last, fields, err in records:
+        raw = None
+        if fields is not None and len(fields) == width:
+            joined = _SEP.join(fields)
+            if joined.count(_SEP) == width - 1 and not (escaped and has_surrogates(joined)):
+                h = base.copy()
+                h.update(joined.encode())
+                raw = h.digest()
+                hit = known.get(raw)
+                if hit is not None:
+                    yield TableRow(first, _NOTHING, raw=raw, quiet=hit)
+                    continue
+        if err or _is_content(fields):
+            row = _row(first, last, fields, err, header, seen, escaped)
+            yield row if raw is None or row.problem else TableRow(first, row.values, raw=raw)
+
+
+_NOTHING: Mapping[str, str] = {}
 
 
 def _is_content(fields: list[str] | None) -> bool:

@@ -215,6 +215,7 @@ class Candidate:
     origins: Mapping[str, str] = field(default_factory=dict)
     departs: bool = False
     unchecked: frozenset[str] = frozenset()
+    raw: bytes | None = None  # the digest of the raw cells (``table.stream_table``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,7 +320,8 @@ def check_candidate(cand: Candidate, allowed_domains: Sequence[str] | None = Non
                     if raw["school_code"] else None)
     student = None
     if not errors and len(clean) == len(rules):
-        student = RosterStudent(**clean, source=cand.source, line=cand.line)  # type: ignore[arg-type]
+        student = RosterStudent(**clean, source=cand.source, line=cand.line,  # type: ignore[arg-type]
+                                raw=cand.raw)
     return Checked(cand, student, tuple(errors), valid_id, valid_email, valid_school)
 
 
@@ -335,10 +337,11 @@ def row_candidate(
     problem: tuple[str, str] | None = None,
     *,
     aligned: bool = True,
+    raw: bytes | None = None,
 ) -> Candidate:
     """A Candidate for a CSV row; a broken row keeps only the values that can still be trusted."""
     if problem is None:
-        return Candidate(source, line, values)
+        return Candidate(source, line, values, raw=raw)
     if not aligned:
         values = {f: v for f, v in values.items() if f in _TRUSTED_WHEN_SHIFTED}
     return Candidate(source, line, values, problems=(problem,), structural=True)

@@ -165,6 +165,8 @@ def plan_sync(
     purge: bool = False,
     posix: PosixConfig | None = None,
     converged: MutableMapping[str, str] | None = None,
+    converged_raw: MutableMapping[str, tuple[bytes, str | None]] | None = None,
+    quiet_teachers: Mapping[str, str] | None = None,
 ) -> Plan:
     """Compute every change that makes the directory match the roster, in scope.
 
@@ -172,7 +174,16 @@ def plan_sync(
     match a row with the same digest, under the same form teachers, groups and settings (the
     caller's promise, ``sync/run.py``): such a row is unchanged without comparing it again,
     which is most of a national no-op night. ``converged`` receives every student (lower-case
-    uid -> row digest) found to match its row exactly, for the next run's ``quiet``."""
+    uid -> row digest) found to match its row exactly, for the next run's ``quiet``, and
+    ``converged_raw`` the digest of those rows' raw cells and their form teacher's email,
+    for the next run's roster reader (``quiet_teachers``: the emails of the quiet rows'
+    teachers, by the student's DN, as the last run recorded them).
+
+    ``roster.quiet`` rows (not checked again by the reader: their cells are those of the row
+    the last run found the student to match) must name students in ``state.quiet``: the
+    caller has seen that their entries have not changed since (``sync/run.py``). A row whose
+    form teacher is not in the directory is never remembered by its raw cells, so its
+    warning is given every night."""
     posix = posix or PosixConfig()
     scope = scope_of(roster, school)
     in_scope = set(scope)
@@ -185,7 +196,8 @@ def plan_sync(
     protected_mails = {m.lower() for m in roster.protected_emails}
 
     rows = [r for r in roster.students if r.school_code in in_scope]
-    skipped = len(roster.students) - len(rows)
+    quiet_rows = [q for q in roster.quiet if q.known.school in in_scope]
+    skipped = len(roster.students) + len(roster.quiet) - len(rows) - len(quiet_rows)
     if skipped:
         plan.warnings.append(f"{skipped} row(s) of schools outside --school {school} ignored")
 
@@ -194,6 +206,19 @@ def plan_sync(
     seen: set[str] = set()
     unknown_teachers: dict[str, int] = {}
     stamp = format_gtime(now)
+
+    for q in quiet_rows:
+        key = q.known.uid.lower()
+        digest = quiet.get(key)
+        if digest is None:
+            raise ValueError(f"{q.source}:{q.line}: a quiet row for a student not known quiet")
+        seen.add(key)
+        plan.unchanged += 1
+        plan.quiet_rows += 1
+        if converged is not None:
+            converged[key] = digest
+        if converged_raw is not None:
+            converged_raw[key] = (q.raw, (quiet_teachers or {}).get(q.known.dn))
 
     for r in rows:
         key = r.student_id.lower()
@@ -242,6 +267,10 @@ def plan_sync(
                                        level=r.level, mail=r.email))
         elif change is None and converged is not None and digest is not None:
             converged[key] = digest
+            if (converged_raw is not None and r.raw is not None
+                    and (not r.form_teacher_email
+                         or r.form_teacher_email.lower() in state.teachers)):
+                converged_raw[key] = (r.raw, r.form_teacher_email)
 
     for email, count in sorted(unknown_teachers.items()):
         plan.warnings.append(f"form teacher {email} is not in the directory: "

@@ -6,11 +6,12 @@ Kept apart from the CLI so tests and other callers get a result value, not print
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -23,7 +24,7 @@ from mimsdir.connect import refuse_on_consumer, service_conn
 from mimsdir.directory.idpool import Pools
 from mimsdir.directory.slapdconf import Dns
 from mimsdir.errors import DirectoryUnavailable, ExitCode, RefusedError, UsageError
-from mimsdir.roster import Roster, read_roster
+from mimsdir.roster import Known, QuietRow, Roster, RosterError, read_roster
 from mimsdir.sync import guards, history
 from mimsdir.sync.apply import ApplyResult, apply_plan, operations
 from mimsdir.sync.model import Plan
@@ -38,7 +39,7 @@ from mimsdir.sync.state import (
     list_csns,
     read_state,
 )
-from mimsdir.sync.view import load_view, save_view, view_path
+from mimsdir.sync.view import View, load_view, save_view, view_path
 
 
 @dataclass
@@ -96,10 +97,85 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _read(cfg: Config, opts: SyncOptions) -> Roster:
+def _read(cfg: Config, opts: SyncOptions, known: Mapping[bytes, Known] | None = None,
+          only_lines: Collection[int] | None = None) -> Roster:
     assert opts.roster is not None
     return read_roster(opts.roster, opts.fmt, google_ou_pattern=cfg.sync.google_ou_pattern,
-                       allowed_domains=cfg.sync.allowed_email_domains or None)
+                       allowed_domains=cfg.sync.allowed_email_domains or None,
+                       known=known, salt=raw_salt(cfg, opts.fmt), only_lines=only_lines)
+
+
+_RULE_SOURCES = ("roster/validate.py", "roster/table.py", "roster/native.py")
+
+
+@functools.cache
+def _rules_digest() -> str:
+    """The source of the code that turns raw cells into a student: a row remembered by its
+    cells under other rules is another row, whether or not anyone remembered to say so."""
+    h = hashlib.sha256()
+    for name in _RULE_SOURCES:
+        h.update((Path(__file__).parent.parent / name).read_bytes())
+    return h.hexdigest()
+
+
+def raw_salt(cfg: Config, fmt: str) -> bytes:
+    """What besides a row's cells decides how the rules read it: the rules themselves, the
+    format and the allowed email domains."""
+    domains = ",".join(sorted(cfg.sync.allowed_email_domains or ()))
+    return f"{_rules_digest()}\0{fmt}\0{domains}".encode()
+
+
+def raw_rows_apply(opts: SyncOptions) -> bool:
+    """Whether rows are remembered by their raw cells: native rosters (the other formats join
+    several files into a row), and not when the run saves a plan (it lists every row's keys)."""
+    return opts.roster is not None and opts.plan_out is None and opts.fmt.lower() == "native"
+
+
+def prior_view(cfg: Config, opts: SyncOptions) -> tuple[Path, View] | None:
+    """The view the last run of this roster left (for its schools, or ``--school``), so the
+    reader can skip the rules for rows it remembers. None when there is none."""
+    if not raw_rows_apply(opts):
+        return None
+    state_dir = cfg.path(cfg.sync.state_dir)
+    if opts.school:
+        scope: tuple[str, ...] = (opts.school.upper(),)
+    else:
+        last = history.last_run(state_dir, _source_key(str(opts.roster))).schools_of_source
+        if not last:
+            return None
+        scope = tuple(sorted(last))
+    path = view_path(state_dir, cfg.ldap.base_dn, scope)
+    view = load_view(path, cfg.ldap.base_dn, STATE_ATTRS)
+    return (path, view) if view.raws else None
+
+
+def _still_quiet(roster: Roster, state: DirectoryState) -> tuple[list[QuietRow], list[QuietRow]]:
+    """The quiet rows whose student is the very one the reader matched (taken from the same
+    view because its entryCSN has not moved, under the same planning context), and the others
+    (the student changed since, or the scope or context is another): those are read again."""
+    students, quiet = state.students, state.quiet
+    still: list[QuietRow] = []
+    again: list[QuietRow] = []
+    for q in roster.quiet:
+        key = q.known.uid.lower()
+        if students.get(key) is q.known and key in quiet:
+            still.append(q)
+        else:
+            again.append(q)
+    return still, again
+
+
+def _read_again(cfg: Config, opts: SyncOptions, roster: Roster,
+                again: list[QuietRow]) -> Roster:
+    """``roster`` with the ``again`` rows read in full (the rules run on them after all)."""
+    lines = {q.line: q.raw for q in again}
+    extra = _read(cfg, opts, known={}, only_lines=lines)
+    if (extra.errors or len(extra.students) != len(lines)
+            or any(lines.get(s.line) != s.raw for s in extra.students)):
+        raise RosterError(f"{opts.roster}: changed while it was being read; run the sync again")
+    quiet = frozenset(q.line for q in again)
+    return replace(roster, students=roster.students + extra.students,
+                   quiet=tuple(q for q in roster.quiet if q.line not in quiet))
 
 
 def _list_every_student(cfg: Config) -> Listing:
@@ -129,20 +205,32 @@ def list_ahead(cfg: Config, opts: SyncOptions) -> Future[Listing] | None:
 
 
 def make_plan(cfg: Config, opts: SyncOptions, roster: Roster,
-              ahead: Future[Listing] | None = None) -> tuple[Plan, Callable[[], None]]:
+              ahead: Future[Listing] | None = None,
+              prior: tuple[Path, View] | None = None) -> tuple[Plan, Callable[[], None]]:
     """The plan, and what saves the view for the next run (``sync/view.py``): called only
     by a run that goes on to apply (a dry run or a refusal leaves the state dir alone).
-    ``ahead``: the listing of every student, started by ``list_ahead``."""
+    ``ahead``: the listing of every student, started by ``list_ahead``; ``prior``: the view
+    the roster was read with (``prior_view``), if it is this scope's."""
     dns = Dns(cfg.ldap.base_dn)
     scope = scope_of(roster, opts.school)
     view_file = view_path(cfg.path(cfg.sync.state_dir), cfg.ldap.base_dn, scope)
-    view = load_view(view_file, cfg.ldap.base_dn, STATE_ATTRS)
+    # The view the roster was read with, if it is this scope's: the quiet rows hold its
+    # students. Another scope's view leaves every quiet row to be read again.
+    view = (prior[1] if prior is not None and prior[0] == view_file
+            else load_view(view_file, cfg.ldap.base_dn, STATE_ATTRS))
+    quiet_uids = [q.known.uid for q in roster.quiet]
+    quiet_mails = [q.known.mail for q in roster.quiet if q.known.mail]
+    # The quiet rows' teachers are looked up like every row's: the context compares them.
+    # (The view the reader used: a row read again below names the same teacher.)
+    recorded = prior[1].teachers if prior is not None else {}
+    quiet_teachers = {recorded[dn] for dn in {q.known.dn for q in roster.quiet}
+                      if dn in recorded}
     with service_conn(cfg, "sync") as conn:
         state = read_state(conn, dns, scope,
-                           roster_uids=[s.student_id for s in roster.students],
-                           roster_mails=[s.email for s in roster.students],
-                           teacher_mails=[s.form_teacher_email for s in roster.students
-                                          if s.form_teacher_email],
+                           roster_uids=[*(s.student_id for s in roster.students), *quiet_uids],
+                           roster_mails=[*(s.email for s in roster.students), *quiet_mails],
+                           teacher_mails=[*(s.form_teacher_email for s in roster.students
+                                            if s.form_teacher_email), *quiet_teachers],
                            view=view,
                            every_student=(ahead.result() if ahead is not None and len(view)
                                           and len(scope) > MAX_SCHOOLS_IN_FILTER else None))
@@ -150,17 +238,27 @@ def make_plan(cfg: Config, opts: SyncOptions, roster: Roster,
     if view.context != context:
         # Another form teacher, school group or setting: every row is compared again.
         state = replace(state, quiet={})
+    if roster.quiet:
+        still, again = _still_quiet(roster, state)
+        if again:
+            roster = _read_again(cfg, opts, roster, again)
+        quiet_in_scope = sum(1 for q in still if q.known.school in scope)
+    else:
+        quiet_in_scope = 0
     converged: dict[str, str] = {}
+    converged_raw: dict[str, tuple[bytes, str | None]] = {}
     plan = plan_sync(roster, state, dns=dns, now=datetime.now(UTC), school=opts.school,
                      retention_days=cfg.sync.retention_days, purge=opts.purge, posix=cfg.posix,
-                     converged=converged)
+                     converged=converged, converged_raw=converged_raw,
+                     quiet_teachers=recorded)
 
     def remember() -> None:
         if (state.fetched or len(view) != len(state.students) or view.context != context
-                or converged != state.quiet):
-            # Only what changed is worth a write: a quiet night leaves the view as it is.
+                or converged != state.quiet or len(converged_raw) != quiet_in_scope):
+            # Only what changed is worth a write: a quiet night leaves the view as it is
+            # (every raw digest it holds came from a quiet row, so it holds them already).
             save_view(view_file, cfg.ldap.base_dn, STATE_ATTRS, state.students.values(),
-                      converged, context)
+                      converged, context, converged_raw)
         else:
             # Still this roster's: its age says when a run last used it (sync/view.py
             # deletes the views of rosters no longer synced).
@@ -249,9 +347,13 @@ def _run(cfg: Config, opts: SyncOptions,
                 raise UsageError(f"{opts.apply_plan}: not a readable plan ({exc})") from None
             return plan, sum(plan.rows_by_school.values()), plan.roster, _nothing
         ahead = list_ahead(cfg, opts)
-        roster = _read(cfg, opts)
-        plan, remember = make_plan(cfg, opts, roster, ahead)
-        return plan, len(roster.students), str(opts.roster), remember
+        prior = prior_view(cfg, opts)
+        # Every row's raw digest is taken (an empty ``known``) so the next night can use them.
+        known = (prior[1].known() if prior is not None
+                 else {} if raw_rows_apply(opts) else None)
+        roster = _read(cfg, opts, known=known)
+        plan, remember = make_plan(cfg, opts, roster, ahead, prior)
+        return plan, len(roster.students) + len(roster.quiet), str(opts.roster), remember
 
     if opts.dry_run:
         plan, rows, source, _ = _plan()

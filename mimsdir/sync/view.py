@@ -31,7 +31,7 @@ from pathlib import Path
 from mimsdir.sync.model import DirStudent
 
 #: Bump when the meaning of a stored row changes.
-FORMAT = 3
+FORMAT = 4
 _FIELDS = tuple(f.name for f in fields(DirStudent))
 _ROW = attrgetter(*_FIELDS)
 
@@ -73,9 +73,20 @@ class View:
     students: dict[str, DirStudent] = field(default_factory=dict)  # by DN as slapd gives it
     digests: dict[str, str] = field(default_factory=dict)
     context: str = ""
+    # DN -> the digest of the raw cells of that row (``roster.table.raw_digester``): the next
+    # night's reader skips the rules for a row with the same cells (``known``).
+    raws: dict[str, bytes] = field(default_factory=dict)
+    # DN -> the form teacher's email that row named (lower-case), for the rows in ``raws``:
+    # the next run looks the teachers up, so a replaced teacher still counts (``context``).
+    teachers: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.students)
+
+    def known(self) -> dict[bytes, DirStudent]:
+        """Raw digest -> the student a row with those cells matched, for the roster reader."""
+        students = self.students
+        return {raw: students[dn] for dn, raw in self.raws.items() if dn in self.digests}
 
 
 def load_view(path: Path, base_dn: str, attrs: Sequence[str]) -> View:
@@ -89,9 +100,12 @@ def load_view(path: Path, base_dn: str, attrs: Sequence[str]) -> View:
             if head.get("signature") != _signature(base_dn, attrs):
                 return View()
             view = View(context=str(head["context"]))
-            students, digests = view.students, view.digests
+            students, digests, raws = view.students, view.digests, view.raws
+            teachers = view.teachers
             for line in fh:
                 row = json.loads(line)
+                teacher = row.pop()
+                raw = row.pop()
                 digest = row.pop()
                 if len(row) != width:
                     raise ValueError("a row of the wrong width")
@@ -102,14 +116,21 @@ def load_view(path: Path, base_dn: str, attrs: Sequence[str]) -> View:
                 students[student.dn] = student
                 if digest is not None:
                     digests[student.dn] = str(digest)
+                if raw is not None:
+                    raws[student.dn] = bytes.fromhex(raw)
+                if teacher is not None:
+                    teachers[student.dn] = sys.intern(teacher)
         return view
     except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
         return View()  # missing, truncated, foreign: a full read tonight
 
 
 def save_view(path: Path, base_dn: str, attrs: Sequence[str], students: Iterable[DirStudent],
-              digests: Mapping[str, str], context: str) -> None:
-    """Write the view (``digests`` by lower-case uid) atomically, 0600."""
+              digests: Mapping[str, str], context: str,
+              raws: Mapping[str, tuple[bytes, str | None]] | None = None) -> None:
+    """Write the view atomically, 0600. ``digests`` and ``raws`` (raw digest, form teacher's
+    email) by lower-case uid."""
+    raws = raws or {}
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     # A file of its own (mkstemp: 0600), then one rename: a reader sees the old view or the
     # new one, never half of either.
@@ -119,8 +140,12 @@ def save_view(path: Path, base_dn: str, attrs: Sequence[str], students: Iterable
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(dumps({"signature": _signature(base_dn, attrs), "context": context}))
             fh.write("\n")
-            fh.writelines(dumps([*_ROW(s), digests.get(s.uid.lower())]) + "\n"
-                          for s in students)
+            for s in students:
+                key = s.uid.lower()
+                raw, teacher = raws.get(key) or (None, None)
+                fh.write(dumps([*_ROW(s), digests.get(key), raw.hex() if raw else None,
+                                teacher]))
+                fh.write("\n")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
