@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import stat
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import ldap
@@ -137,9 +138,40 @@ def test_save_and_load_keep_every_field(tmp_path: Path) -> None:
                    policy_dn="cn=p", csn="20261201000000.000000Z#000000#000#000000", posix=True,
                    uid_number="1000000", gid_number="900000", home="/home/s/a1",
                    login_shell="/bin/bash")
+    other = DirStudent(uid="b2", dn="uid=b2,ou=students,dc=x", school="S", level="P1",
+                       status="left", mail="Tab\tAnd\nLine@x.sg")
     path = tmp_path / "v.json"
-    save_view(path, "dc=x", ATTRS, [s], {"a1": "d1"}, "ctx")
-    assert load_view(path, "dc=x", ATTRS) == View({s.dn: s}, {s.dn: "d1"}, "ctx")
+    save_view(path, "dc=x", ATTRS, [s, other], {"a1": "d1"}, "ctx",
+              {"a1": (b"\x01" * 12, "ft@x.sg")})
+    view = load_view(path, "dc=x", ATTRS)
+    assert view.context == "ctx"
+    head = view.students[s.dn]
+    assert (head.uid, head.dn, head.mail, head.school, head.status, head.csn) == (
+        s.uid, s.dn, s.mail, s.school, s.status, s.csn)
+    assert (head.digest, head.raw, head.teacher) == ("d1", b"\x01" * 12, "ft@x.sg")
+    assert view.students[other.dn].digest is None
+    # Only the head is parsed on loading; the rest comes back whole when asked for.
+    assert view.full(view.students.values()) == {s.dn: s, other.dn: other}
+    # A quiet student's record is written again as stored, with what the view recorded.
+    save_view(path, "dc=x", ATTRS, [head], {}, "ctx", {}, view.records([head]))
+    again = load_view(path, "dc=x", ATTRS)
+    assert again.full(again.students.values()) == {s.dn: s}
+    assert (again.students[s.dn].digest, again.students[s.dn].raw) == ("d1", b"\x01" * 12)
+
+
+def test_the_view_replaced_meanwhile_is_refused(tmp_path: Path) -> None:
+    """A run reads a student's record from the file it loaded, never from another run's."""
+    from mimsdir.sync.model import DirStudent
+    from mimsdir.sync.view import ViewChanged
+
+    s = DirStudent(uid="a1", dn="uid=a1,ou=students,dc=x", school="S", level="P4",
+                   status="active")
+    path = tmp_path / "v.json"
+    save_view(path, "dc=x", ATTRS, [s], {}, "ctx")
+    view = load_view(path, "dc=x", ATTRS)
+    save_view(path, "dc=x", ATTRS, [replace(s, level="P5")], {}, "ctx")
+    with pytest.raises(ViewChanged):
+        view.full(view.students.values())
 
 
 def test_a_row_that_changed_is_compared_though_its_entry_did_not(

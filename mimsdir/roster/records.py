@@ -70,6 +70,8 @@ class Known(Protocol):
     def mail(self) -> str | None: ...
     @property
     def school(self) -> str: ...
+    @property
+    def teacher(self) -> str | None: ...  # the form teacher's email the row named
 
 
 @dataclass(frozen=True, slots=True)

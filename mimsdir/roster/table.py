@@ -8,6 +8,7 @@ the numbers of the rows after them.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -100,21 +101,49 @@ class Table:
     warnings: tuple[str, ...]
 
 
-def decode(data: bytes, shown: str) -> str:
-    """Bytes to text: refuse files that are clearly not CSV, drop a BOM, keep bad bytes marked."""
+def _refuse_not_csv(data: bytes, shown: str) -> None:
     if not data:
         raise EmptyRosterError(f"{shown}: is empty (0 bytes)")
     for magic, reason in _NOT_CSV:
         if data.startswith(magic):
             raise RosterError(f"{shown}: {reason}")
+
+
+def decode(data: bytes, shown: str) -> str:
+    """Bytes to text: refuse files that are clearly not CSV, drop a BOM, keep bad bytes marked."""
+    _refuse_not_csv(data, shown)
     data = data.removeprefix(_UTF8_BOM)
     return data.decode("utf-8", errors="surrogateescape")
 
 
-def _records(text: str) -> Iterator[tuple[int, int, list[str] | None, str | None]]:
+def _text(data: bytes, shown: str) -> io.TextIOWrapper:
+    """``decode``, as a stream decoded as it is read: a national roster's text never exists
+    whole (as one string and again as a StringIO's buffer, 4 bytes a character, it was the
+    largest thing a sync held)."""
+    _refuse_not_csv(data, shown)
+    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", errors="surrogateescape",
+                            newline="")
+
+
+def _is_utf8(data: bytes) -> bool:
+    """Whether every byte is UTF-8, checked a megabyte at a time (nothing held)."""
+    if data.isascii():
+        return True
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    try:
+        for start in range(0, len(data), 1 << 20):
+            decoder.decode(view[start:start + (1 << 20)])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _records(text: io.TextIOWrapper) -> Iterator[tuple[int, int, list[str] | None, str | None]]:
     """(first line, last line, fields or None, csv error) for every record, blank ones included,
     one at a time (a national roster's rows are never all held at once)."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(text)
     while True:
         first = reader.line_num + 1
         try:
@@ -184,8 +213,7 @@ def stream_table(
     ``known`` (raw digest -> what it matched, see ``raw_digester``): every well-formed row
     gets the digest of its raw cells in ``TableRow.raw``, and a row whose digest is known is
     handed on as ``TableRow.quiet`` without its values."""
-    text = decode(data, shown)
-    records = _records(text)
+    records = _records(_text(data, shown))
     found = next((r for r in records if r[3] or _is_content(r[2])), None)
     if found is None:
         raise EmptyRosterError(f"{shown}: has no header row (blank file)")
@@ -216,7 +244,7 @@ def stream_table(
         )
 
     # One search of the whole text: a file that is all UTF-8 needs no check per cell.
-    escaped = has_surrogates(text)
+    escaped = not _is_utf8(data)
     if known is None:
         rows: Iterator[TableRow] = (
             _row(first, last, fields, err, header, seen, escaped)

@@ -66,6 +66,26 @@ class DirStudent:
     login_shell: str | None = None
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Remembered:
+    """A student as the last run's view remembers it, before anyone needs more (``sync/view.py``):
+    what the listing compares (DN, entryCSN), what the roster reader's cross-row rules and the
+    counts read (uid, mail, school, status), and what the last run found its row to be
+    (``digest``, ``raw``, ``teacher``). A student whose row is quiet is never read further;
+    any other is read in full from the view's file (``View.full``) before it is planned."""
+
+    uid: str
+    dn: str
+    mail: str | None
+    school: str
+    status: str
+    csn: str | None
+    digest: str | None     # plan.row_digest of the row it matched
+    raw: bytes | None      # the digest of that row's raw cells
+    teacher: str | None    # the form teacher's email that row named
+    offset: int            # where its full record starts in the view's file
+
+
 @dataclass(frozen=True, slots=True)
 class AttrChange:
     """One attribute's new value. ``objectClass`` is the exception: its ``new`` is a class

@@ -52,6 +52,7 @@ from mimsdir.sync.model import (
     Change,
     DirStudent,
     Plan,
+    Remembered,
 )
 
 UPPER = ("P4", "P5", "P6")
@@ -61,7 +62,9 @@ UPPER = ("P4", "P5", "P6")
 class DirectoryState:
     """What the directory holds that the planner needs, read by ``mimsdir.sync.state``."""
 
-    students: Mapping[str, DirStudent]      # lower-case uid -> student (scope + looked up)
+    # lower-case uid -> student (scope + looked up); a ``Remembered`` one only where a quiet
+    # roster row names it (the caller reads every other in full, ``View.full``).
+    students: Mapping[str, DirStudent | Remembered]
     mail_owners: Mapping[str, str]          # lower-case mail -> uid, for roster mails
     teachers: Mapping[str, str]             # lower-case teacher mail -> staff DN
     groups: Mapping[str, str] = field(default_factory=dict)  # posixGroup cn -> gidNumber
@@ -166,7 +169,6 @@ def plan_sync(
     posix: PosixConfig | None = None,
     converged: MutableMapping[str, str] | None = None,
     converged_raw: MutableMapping[str, tuple[bytes, str | None]] | None = None,
-    quiet_teachers: Mapping[str, str] | None = None,
 ) -> Plan:
     """Compute every change that makes the directory match the roster, in scope.
 
@@ -176,8 +178,8 @@ def plan_sync(
     which is most of a national no-op night. ``converged`` receives every student (lower-case
     uid -> row digest) found to match its row exactly, for the next run's ``quiet``, and
     ``converged_raw`` the digest of those rows' raw cells and their form teacher's email,
-    for the next run's roster reader (``quiet_teachers``: the emails of the quiet rows'
-    teachers, by the student's DN, as the last run recorded them).
+    for the next run's roster reader; the ``roster.quiet`` rows are converged too, as the
+    view records them already, and are not repeated there.
 
     ``roster.quiet`` rows (not checked again by the reader: their cells are those of the row
     the last run found the student to match) must name students in ``state.quiet``: the
@@ -212,18 +214,15 @@ def plan_sync(
         digest = quiet.get(key)
         if digest is None:
             raise ValueError(f"{q.source}:{q.line}: a quiet row for a student not known quiet")
+        # Still converged, as the view records it already: not repeated in ``converged``.
         seen.add(key)
         plan.unchanged += 1
         plan.quiet_rows += 1
-        if converged is not None:
-            converged[key] = digest
-        if converged_raw is not None:
-            converged_raw[key] = (q.raw, (quiet_teachers or {}).get(q.known.dn))
 
     for r in rows:
         key = r.student_id.lower()
         seen.add(key)
-        current = students.get(key)
+        current = _in_full(students.get(key))
         if r.status == LEFT:
             if current and current.status == ACTIVE:
                 plan.changes.append(_disable(current, stamp, r.line))
@@ -277,8 +276,10 @@ def plan_sync(
                              f"{count} student(s) keep their current form teacher")
 
     departed = {d.lower() for d in roster.departed_ids}
-    for key, s in sorted(students.items()):
-        if key in seen or s.school.upper() not in in_scope:
+    for key in sorted(students.keys() - seen):  # a national night sees nearly everyone
+        s = _in_full(students[key])
+        assert s is not None
+        if s.school.upper() not in in_scope:
             continue
         gone = key in departed or not roster.is_delta
         if s.status == ACTIVE:
@@ -299,6 +300,14 @@ def plan_sync(
     plan.changes.extend(_new_groups(plan.changes, dns))
     plan.changes.sort(key=_order)
     return plan
+
+
+def _in_full(s: DirStudent | Remembered | None) -> DirStudent | None:
+    if isinstance(s, Remembered):
+        # A caller's bug, and a dangerous one: compared with a row, the missing fields would
+        # read as attributes to set.
+        raise ValueError(f"{s.uid}: planned from the view's head alone, not read in full")
+    return s
 
 
 def _new_groups(changes: Sequence[Change], dns: Dns) -> list[Change]:

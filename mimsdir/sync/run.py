@@ -27,7 +27,7 @@ from mimsdir.errors import DirectoryUnavailable, ExitCode, RefusedError, UsageEr
 from mimsdir.roster import Known, QuietRow, Roster, RosterError, read_roster
 from mimsdir.sync import guards, history
 from mimsdir.sync.apply import ApplyResult, apply_plan, operations
-from mimsdir.sync.model import Plan
+from mimsdir.sync.model import Plan, Remembered
 from mimsdir.sync.plan import DirectoryState, plan_sync, scope_of
 from mimsdir.sync.runlock import run_lock
 from mimsdir.sync.state import ATTRS as STATE_ATTRS
@@ -146,7 +146,7 @@ def prior_view(cfg: Config, opts: SyncOptions) -> tuple[Path, View] | None:
         scope = tuple(sorted(last))
     path = view_path(state_dir, cfg.ldap.base_dn, scope)
     view = load_view(path, cfg.ldap.base_dn, STATE_ATTRS)
-    return (path, view) if view.raws else None
+    return (path, view) if len(view) else None
 
 
 def _still_quiet(roster: Roster, state: DirectoryState) -> tuple[list[QuietRow], list[QuietRow]]:
@@ -163,6 +163,22 @@ def _still_quiet(roster: Roster, state: DirectoryState) -> tuple[list[QuietRow],
         else:
             again.append(q)
     return still, again
+
+
+def _in_full(state: DirectoryState, view: View, still: list[QuietRow]) -> DirectoryState:
+    """``state`` with every student read in full from the view but those of quiet rows."""
+    if len(still) == state.reused:
+        return state  # every student taken from the view is a quiet row's: a quiet night
+    quiet = {q.known.uid.lower() for q in still}
+    need = [s for key, s in state.students.items()
+            if isinstance(s, Remembered) and key not in quiet]
+    if not need:
+        return state
+    full = view.full(need)
+    students = dict(state.students)
+    for s in need:
+        students[s.uid.lower()] = full[s.dn]
+    return replace(state, students=students)
 
 
 def _read_again(cfg: Config, opts: SyncOptions, roster: Roster,
@@ -219,46 +235,42 @@ def make_plan(cfg: Config, opts: SyncOptions, roster: Roster,
     view = (prior[1] if prior is not None and prior[0] == view_file
             else load_view(view_file, cfg.ldap.base_dn, STATE_ATTRS))
     quiet_uids = [q.known.uid for q in roster.quiet]
-    quiet_mails = [q.known.mail for q in roster.quiet if q.known.mail]
     # The quiet rows' teachers are looked up like every row's: the context compares them.
-    # (The view the reader used: a row read again below names the same teacher.)
-    recorded = prior[1].teachers if prior is not None else {}
-    quiet_teachers = {recorded[dn] for dn in {q.known.dn for q in roster.quiet}
-                      if dn in recorded}
+    quiet_teachers = {q.known.teacher for q in roster.quiet if q.known.teacher}
     with service_conn(cfg, "sync") as conn:
         state = read_state(conn, dns, scope,
                            roster_uids=[*(s.student_id for s in roster.students), *quiet_uids],
-                           roster_mails=[*(s.email for s in roster.students), *quiet_mails],
+                           roster_mails=[s.email for s in roster.students],
                            teacher_mails=[*(s.form_teacher_email for s in roster.students
                                             if s.form_teacher_email), *quiet_teachers],
-                           view=view,
+                           view=view, claimed={q.known.dn for q in roster.quiet},
                            every_student=(ahead.result() if ahead is not None and len(view)
                                           and len(scope) > MAX_SCHOOLS_IN_FILTER else None))
     context = planning_context(cfg, state)
     if view.context != context:
         # Another form teacher, school group or setting: every row is compared again.
         state = replace(state, quiet={})
-    if roster.quiet:
-        still, again = _still_quiet(roster, state)
-        if again:
-            roster = _read_again(cfg, opts, roster, again)
-        quiet_in_scope = sum(1 for q in still if q.known.school in scope)
-    else:
-        quiet_in_scope = 0
+    still, again = _still_quiet(roster, state)
+    if again:
+        roster = _read_again(cfg, opts, roster, again)
+    quiet_in_scope = sum(1 for q in still if q.known.school in scope)
+    state = _in_full(state, view, still)
     converged: dict[str, str] = {}
     converged_raw: dict[str, tuple[bytes, str | None]] = {}
     plan = plan_sync(roster, state, dns=dns, now=datetime.now(UTC), school=opts.school,
                      retention_days=cfg.sync.retention_days, purge=opts.purge, posix=cfg.posix,
-                     converged=converged, converged_raw=converged_raw,
-                     quiet_teachers=recorded)
+                     converged=converged, converged_raw=converged_raw)
 
     def remember() -> None:
         if (state.fetched or len(view) != len(state.students) or view.context != context
-                or converged != state.quiet or len(converged_raw) != quiet_in_scope):
-            # Only what changed is worth a write: a quiet night leaves the view as it is
-            # (every raw digest it holds came from a quiet row, so it holds them already).
+                or len(converged) + quiet_in_scope != len(state.quiet) or converged_raw
+                or any(state.quiet.get(k) != d for k, d in converged.items())):
+            # Only what changed is worth a write: a quiet night (every row quiet, or found
+            # converged as the view says, and no new raw cells) leaves the view as it is.
+            kept = view.records(s for s in state.students.values()
+                                if isinstance(s, Remembered))
             save_view(view_file, cfg.ldap.base_dn, STATE_ATTRS, state.students.values(),
-                      converged, context, converged_raw)
+                      converged, context, converged_raw, kept)
         else:
             # Still this roster's: its age says when a run last used it (sync/view.py
             # deletes the views of rosters no longer synced).

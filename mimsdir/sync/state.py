@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 
 import ldap
 import ldap.dn
@@ -17,7 +17,7 @@ import ldap.dn
 from mimsdir.directory.idpool import read_groups
 from mimsdir.directory.slapdconf import Dns
 from mimsdir.ldapio import Attrs, Conn, filter_any, first
-from mimsdir.sync.model import DirStudent
+from mimsdir.sync.model import DirStudent, Remembered
 from mimsdir.sync.plan import DirectoryState
 from mimsdir.sync.view import View, shared, unchanged
 
@@ -115,11 +115,12 @@ def list_csns(conn: Conn, dns: Dns, flt: str) -> Listing:
 
 
 def _read_changed(conn: Conn, dns: Dns, flt: str, view: View, wanted: set[str],
-                  listing: Listing | None = None) -> tuple[list[DirStudent], int]:
+                  listing: Listing | None = None
+                  ) -> tuple[list[DirStudent | Remembered], int]:
     """The students of the ``wanted`` schools, from the view where their entryCSN has not
     moved: (students, how many were read in full). ``listing``: ``list_csns`` of ``flt``,
     if already taken. Students of other schools are not read at all."""
-    kept: list[DirStudent] = []
+    kept: list[DirStudent | Remembered] = []
     stale: list[str] = []
     for dn, csn, school in listing if listing is not None else list_csns(conn, dns, flt):
         if school not in wanted:
@@ -131,7 +132,8 @@ def _read_changed(conn: Conn, dns: Dns, flt: str, view: View, wanted: set[str],
             kept.append(known)
     if len(stale) > max(STALE_FLOOR, (len(kept) + len(stale)) // 5):
         # Most of it changed (a new school year): one paged read beats many look-ups.
-        everything = [s for s in _read_all(conn, dns, flt) if s.school in wanted]
+        everything: list[DirStudent | Remembered] = [
+            s for s in _read_all(conn, dns, flt) if s.school in wanted]
         return everything, len(everything)
     uids = [ldap.dn.str2dn(dn)[0][0][1] for dn in stale]
     fetched = 0
@@ -148,13 +150,15 @@ def _read_changed(conn: Conn, dns: Dns, flt: str, view: View, wanted: set[str],
 
 def read_state(conn: Conn, dns: Dns, scope: Sequence[str], roster_uids: Iterable[str],
                roster_mails: Iterable[str], teacher_mails: Iterable[str],
-               view: View | None = None, every_student: Listing | None = None
-               ) -> DirectoryState:
+               view: View | None = None, every_student: Listing | None = None,
+               claimed: Collection[str] = frozenset()) -> DirectoryState:
     """What the planner needs. With ``view`` (mimsdir/sync/view.py), the students in scope
     whose entryCSN has not moved since the view was taken are not read again.
     ``every_student``: ``list_csns`` of EVERY_STUDENT taken already (used when the scope
-    lists every student too)."""
-    students: dict[str, DirStudent] = {}
+    lists every student too). ``claimed``: the DNs of the students that quiet roster rows
+    name: their emails are left out of ``mail_owners`` (another row with the same email is
+    a duplicate of the quiet row, refused before planning)."""
+    students: dict[str, DirStudent | Remembered] = {}
     quiet: dict[str, str] = {}
     reused = fetched = 0
     if scope:
@@ -167,22 +171,21 @@ def read_state(conn: Conn, dns: Dns, scope: Sequence[str], roster_uids: Iterable
         else:
             found = [s for s in _read_all(conn, dns, flt) if s.school in wanted]
             fetched = len(found)
-        digests = view.digests if view else {}
         for s in found:
             if s.school in wanted:
                 key = s.uid.lower()
                 students[key] = s
-                digest = digests.get(s.dn)
                 # Only an entry taken from the view (its entryCSN unchanged) keeps its digest.
-                if digest is not None and (view and view.students.get(s.dn) is s):
-                    quiet[key] = digest
+                if isinstance(s, Remembered) and s.digest is not None:
+                    quiet[key] = s.digest
     missing = sorted({u for u in roster_uids if u.lower() not in students})
     for chunk in _chunks(missing):
         for dn, a in conn.search(dns.students, ldap.SCOPE_ONELEVEL, filter_any("uid", chunk),
                                  ATTRS, "looking up roster students in other schools"):
             s = to_student(dn, a)
             students[s.uid.lower()] = s
-    owners = {s.mail.lower(): s.uid for s in students.values() if s.mail}
+    owners = {s.mail.lower(): s.uid for s in students.values()
+              if s.mail and not (isinstance(s, Remembered) and s.dn in claimed)}
     unknown = sorted({m.lower() for m in roster_mails} - set(owners))
     for chunk in _chunks(unknown):
         for dn, a in conn.search(dns.students, ldap.SCOPE_ONELEVEL, filter_any("mail", chunk),

@@ -23,15 +23,16 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from pathlib import Path
 
-from mimsdir.sync.model import DirStudent
+from mimsdir.errors import RefusedError
+from mimsdir.sync.model import DirStudent, Remembered
 
 #: Bump when the meaning of a stored row changes.
-FORMAT = 4
+FORMAT = 5
 _FIELDS = tuple(f.name for f in fields(DirStudent))
 _ROW = attrgetter(*_FIELDS)
 
@@ -59,93 +60,151 @@ def _signature(base_dn: str, attrs: Sequence[str]) -> str:
     return f"{FORMAT}|{base_dn}|{','.join(attrs)}|{','.join(_FIELDS)}"
 
 
+class ViewChanged(RefusedError):
+    """The view's file was replaced (another run saved it) while this run still needed it."""
+
+
 @dataclass
 class View:
     """What the last run read and what it found converged.
 
-    ``students``: DN (as slapd spells it) -> the student as read. ``digests``: DN -> the
-    digest of the roster row (``plan.row_digest``) that the last run found this student to
-    match exactly, under the planning ``context`` (the form teachers, the school groups and
-    the settings the planner used). A row with the same digest, for an entry whose entryCSN
-    has not moved, under the same context, is planned "unchanged" without comparing it again.
+    ``students``: DN (as slapd spells it) -> the student as remembered (``Remembered``): each
+    line of the file starts with those few fields, and only they are parsed when the view is
+    loaded; the rest of a student (``full``) is parsed when the planner needs it, which on a
+    quiet night is for nobody. ``Remembered.digest``: the digest of the roster row
+    (``plan.row_digest``) that the last run found this student to match exactly, under the
+    planning ``context`` (the form teachers, the school groups and the settings the planner
+    used). A row with the same digest, for an entry whose entryCSN has not moved, under the
+    same context, is planned "unchanged" without comparing it again.
     """
 
-    students: dict[str, DirStudent] = field(default_factory=dict)  # by DN as slapd gives it
-    digests: dict[str, str] = field(default_factory=dict)
+    students: dict[str, Remembered] = field(default_factory=dict)  # by DN as slapd gives it
     context: str = ""
-    # DN -> the digest of the raw cells of that row (``roster.table.raw_digester``): the next
-    # night's reader skips the rules for a row with the same cells (``known``).
-    raws: dict[str, bytes] = field(default_factory=dict)
-    # DN -> the form teacher's email that row named (lower-case), for the rows in ``raws``:
-    # the next run looks the teachers up, so a replaced teacher still counts (``context``).
-    teachers: dict[str, str] = field(default_factory=dict)
+    path: Path | None = None
+    # The file's identity when it was read: a full record is read only from that file.
+    stamp: tuple[int, int, int] | None = None
 
     def __len__(self) -> int:
         return len(self.students)
 
-    def known(self) -> dict[bytes, DirStudent]:
+    def known(self) -> dict[bytes, Remembered]:
         """Raw digest -> the student a row with those cells matched, for the roster reader."""
-        students = self.students
-        return {raw: students[dn] for dn, raw in self.raws.items() if dn in self.digests}
+        return {s.raw: s for s in self.students.values() if s.raw is not None and s.digest}
+
+    def _records(self, wanted: Iterable[Remembered],
+                 use: Callable[[Remembered, bytes], None]) -> None:
+        """Call ``use`` with each wanted student's full record (the bytes after the tab), read
+        from the very file the view was loaded from."""
+        items = sorted(wanted, key=lambda s: s.offset)
+        if not items:
+            return
+        assert self.path is not None
+        try:
+            with self.path.open("rb") as fh:
+                if _stamp(os.fstat(fh.fileno())) != self.stamp:
+                    raise ViewChanged(f"{self.path}: another sync run replaced it while this run "
+                                      "read it; nothing was written. Run the sync again")
+                for s in items:
+                    fh.seek(s.offset)
+                    head, tab, record = fh.readline().partition(b"\t")
+                    if not tab or json.loads(head)[1] != s.dn:
+                        raise ViewChanged(f"{self.path}: damaged; delete it and run again")
+                    use(s, record)
+        except OSError as exc:
+            raise ViewChanged(f"{self.path}: cannot be read again ({exc}); run the sync "
+                              "again") from None
+
+    def full(self, wanted: Iterable[Remembered]) -> dict[str, DirStudent]:
+        """DN -> each wanted student in full (one pass over the file, in file order)."""
+        out: dict[str, DirStudent] = {}
+        positions = [i for i, name in enumerate(_FIELDS) if name in _SHARED]
+        width = len(_FIELDS)
+
+        def parse(s: Remembered, record: bytes) -> None:
+            row = json.loads(record)
+            if len(row) != width or row[1] != s.dn:
+                raise ViewChanged(f"{self.path}: damaged; delete it and run again")
+            for i in positions:
+                if row[i] is not None:
+                    row[i] = sys.intern(row[i])
+            out[s.dn] = DirStudent(*row)
+
+        self._records(wanted, parse)
+        return out
+
+    def records(self, wanted: Iterable[Remembered]) -> dict[str, bytes]:
+        """DN -> each wanted student's full record as stored (to be written again as is)."""
+        out: dict[str, bytes] = {}
+        self._records(wanted, lambda s, record: out.__setitem__(s.dn, record.rstrip(b"\n")))
+        return out
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def load_view(path: Path, base_dn: str, attrs: Sequence[str]) -> View:
-    """The view at ``path``; an empty one when there is no usable view. One JSON line per
-    student, read line by line: a national view never exists twice in memory."""
-    positions = [i for i, name in enumerate(_FIELDS) if name in _SHARED]
-    width = len(_FIELDS)
+    """The view at ``path``; an empty one when there is no usable view. Only the head of each
+    line is parsed (``Remembered``): a national view costs a few small objects a student."""
+    intern = sys.intern
     try:
-        with path.open(encoding="utf-8") as fh:
-            head = json.loads(fh.readline())
+        with path.open("rb") as fh:
+            stamp = _stamp(os.fstat(fh.fileno()))
+            first = fh.readline()
+            head = json.loads(first)
             if head.get("signature") != _signature(base_dn, attrs):
                 return View()
-            view = View(context=str(head["context"]))
-            students, digests, raws = view.students, view.digests, view.raws
-            teachers = view.teachers
+            view = View(context=str(head["context"]), path=path, stamp=stamp)
+            students = view.students
+            offset = len(first)
             for line in fh:
-                row = json.loads(line)
-                teacher = row.pop()
-                raw = row.pop()
-                digest = row.pop()
-                if len(row) != width:
-                    raise ValueError("a row of the wrong width")
-                for i in positions:
-                    if row[i] is not None:
-                        row[i] = sys.intern(row[i])
-                student = DirStudent(*row)
-                students[student.dn] = student
-                if digest is not None:
-                    digests[student.dn] = str(digest)
-                if raw is not None:
-                    raws[student.dn] = bytes.fromhex(raw)
-                if teacher is not None:
-                    teachers[student.dn] = sys.intern(teacher)
+                part, tab, _ = line.partition(b"\t")
+                if not tab:
+                    raise ValueError("a line without its record")
+                uid, dn, mail, school, status, csn, digest, raw, teacher = json.loads(part)
+                students[dn] = Remembered(
+                    uid, dn, mail, intern(school), intern(status), csn, digest,
+                    bytes.fromhex(raw) if raw is not None else None,
+                    intern(teacher) if teacher is not None else None, offset)
+                offset += len(line)
         return view
     except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
         return View()  # missing, truncated, foreign: a full read tonight
 
 
-def save_view(path: Path, base_dn: str, attrs: Sequence[str], students: Iterable[DirStudent],
-              digests: Mapping[str, str], context: str,
-              raws: Mapping[str, tuple[bytes, str | None]] | None = None) -> None:
+def save_view(path: Path, base_dn: str, attrs: Sequence[str],
+              students: Iterable[DirStudent | Remembered], digests: Mapping[str, str],
+              context: str, raws: Mapping[str, tuple[bytes, str | None]] | None = None,
+              records: Mapping[str, bytes] | None = None) -> None:
     """Write the view atomically, 0600. ``digests`` and ``raws`` (raw digest, form teacher's
-    email) by lower-case uid."""
+    email) by lower-case uid; ``records``: the stored full record of every ``Remembered``
+    student, by DN (``View.records``). A ``Remembered`` student (a quiet row's) keeps what the
+    view recorded of it unless ``digests`` says otherwise."""
     raws = raws or {}
+    records = records or {}
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     # A file of its own (mkstemp: 0600), then one rename: a reader sees the old view or the
     # new one, never half of either.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(dumps({"signature": _signature(base_dn, attrs), "context": context}))
-            fh.write("\n")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(dumps({"signature": _signature(base_dn, attrs),
+                            "context": context}).encode())
+            fh.write(b"\n")
             for s in students:
                 key = s.uid.lower()
+                digest = digests.get(key)
                 raw, teacher = raws.get(key) or (None, None)
-                fh.write(dumps([*_ROW(s), digests.get(key), raw.hex() if raw else None,
-                                teacher]))
-                fh.write("\n")
+                if isinstance(s, Remembered):
+                    record = records[s.dn]
+                    if digest is None:  # a quiet row's student: converged, as recorded
+                        digest, raw, teacher = s.digest, s.raw, s.teacher
+                else:
+                    record = dumps(list(_ROW(s))).encode()
+                head = [s.uid, s.dn, s.mail, s.school, s.status, s.csn, digest,
+                        raw.hex() if raw else None, teacher]
+                fh.write(dumps(head).encode() + b"\t" + record + b"\n")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -170,8 +229,8 @@ def _forget_old_views(written: Path) -> None:
                 old.unlink()
 
 
-def unchanged(view: View, dn: str, csn: str | None) -> DirStudent | None:
-    """The view's copy of the entry at ``dn`` if it still carries ``csn``, else None."""
+def unchanged(view: View, dn: str, csn: str | None) -> Remembered | None:
+    """The view's record of the entry at ``dn`` if it still carries ``csn``, else None."""
     known = view.students.get(dn)
     if known is None or csn is None or known.csn != csn:
         return None
