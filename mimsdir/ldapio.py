@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
+import socket
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -267,6 +269,28 @@ class Conn:
             raise translate(exc, f"connecting to {self.uri}") from None
         except ldap.LDAPError:
             pass
+
+    def looks_alive(self) -> bool:
+        """No round trip: False when the directory has closed this connection (its socket
+        reads as ended, or holds anything: an idle connection is owed nothing), or it was
+        never opened or is closed here. A connection the directory still holds reads as
+        empty. Used by the portal's pools before a connection is used again."""
+        if getattr(self, "_closed", False):
+            return False
+        try:
+            fd = self.lo.get_option(ldap.OPT_DESC)
+        except (ldap.LDAPError, AttributeError, ValueError):
+            return False
+        if not isinstance(fd, int) or fd < 0:
+            return False
+        try:
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return True  # nothing to read: still open
+        except OSError:
+            return False
+        return False
 
     def act_as(self, dn: str | None) -> None:
         """Perform the following operations as ``dn`` (proxied authorization), or as
