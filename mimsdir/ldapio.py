@@ -450,18 +450,24 @@ class Conn:
 
 
 def first(attrs: Attrs, name: str) -> str | None:
-    """The first value of ``name`` as text, matching the attribute name case-insensitively."""
+    """The first value of ``name`` as text, matching the attribute name case-insensitively
+    (the name as asked for first: slapd answers with the names a search asked for)."""
+    found = attrs.get(name)
+    if found:
+        return found[0].decode("utf-8", "replace")
+    low = name.lower()
     for key, values in attrs.items():
-        if key.lower() == name.lower() and values:
+        if values and key.lower() == low:
             return values[0].decode("utf-8", "replace")
     return None
 
 
 def values(attrs: Attrs, name: str) -> list[str]:
-    for key, vals in attrs.items():
-        if key.lower() == name.lower():
-            return [v.decode("utf-8", "replace") for v in vals]
-    return []
+    found = attrs.get(name)
+    if found is None:
+        low = name.lower()
+        found = next((vals for key, vals in attrs.items() if key.lower() == low), None)
+    return [v.decode("utf-8", "replace") for v in found] if found is not None else []
 
 
 # -- pipelined writes ------------------------------------------------------------------------
