@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
+import socket
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -268,6 +270,28 @@ class Conn:
         except ldap.LDAPError:
             pass
 
+    def looks_alive(self) -> bool:
+        """No round trip: False when the directory has closed this connection (its socket
+        reads as ended, or holds anything: an idle connection is owed nothing), or it was
+        never opened or is closed here. A connection the directory still holds reads as
+        empty. Used by the portal's pools before a connection is used again."""
+        if getattr(self, "_closed", False):
+            return False
+        try:
+            fd = self.lo.get_option(ldap.OPT_DESC)
+        except (ldap.LDAPError, AttributeError, ValueError):
+            return False
+        if not isinstance(fd, int) or fd < 0:
+            return False
+        try:
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return True  # nothing to read: still open
+        except OSError:
+            return False
+        return False
+
     def act_as(self, dn: str | None) -> None:
         """Perform the following operations as ``dn`` (proxied authorization), or as
         ourselves again with None. slapd allows it only where our entry's authzTo says so."""
@@ -426,18 +450,24 @@ class Conn:
 
 
 def first(attrs: Attrs, name: str) -> str | None:
-    """The first value of ``name`` as text, matching the attribute name case-insensitively."""
+    """The first value of ``name`` as text, matching the attribute name case-insensitively
+    (the name as asked for first: slapd answers with the names a search asked for)."""
+    found = attrs.get(name)
+    if found:
+        return found[0].decode("utf-8", "replace")
+    low = name.lower()
     for key, values in attrs.items():
-        if key.lower() == name.lower() and values:
+        if values and key.lower() == low:
             return values[0].decode("utf-8", "replace")
     return None
 
 
 def values(attrs: Attrs, name: str) -> list[str]:
-    for key, vals in attrs.items():
-        if key.lower() == name.lower():
-            return [v.decode("utf-8", "replace") for v in vals]
-    return []
+    found = attrs.get(name)
+    if found is None:
+        low = name.lower()
+        found = next((vals for key, vals in attrs.items() if key.lower() == low), None)
+    return [v.decode("utf-8", "replace") for v in found] if found is not None else []
 
 
 # -- pipelined writes ------------------------------------------------------------------------

@@ -246,3 +246,19 @@ def test_teacher_write_is_checked_by_slapd_not_the_web_code(slapd, make, app) ->
     finally:
         d.close()
     assert bind(slapd, theirs.dn, theirs.password).ok
+
+
+def test_every_notice_code_has_its_words(app) -> None:  # type: ignore[no-untyped-def]
+    """A page with no notice translates nothing for it; every code that has words is one
+    ``CODES`` knows, so none is dropped before its words are looked up."""
+    import inspect
+    import re
+
+    from mimsdir.portal.views import notices
+
+    worded = set(re.findall(r'^\s+"(\w+)": _\(', inspect.getsource(notices), re.M))
+    assert worded == notices.CODES
+    with app.test_request_context("/"):
+        assert all(notices.notice_message(code) for code in notices.CODES)
+        assert notices.notice_message(None) is None
+        assert notices.notice_message("nonsense") is None

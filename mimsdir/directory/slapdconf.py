@@ -22,6 +22,9 @@ SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schema"
 SERVICES = ("sync", "sspr", "device", "replicator", "chain")
 OUS = ("students", "staff", "groups", "services", "policies", "sessions", "apps", "posixgroups",
        "idpools")
+#: The parts of the tree whose writes are not in the audit log (cn=accesslog): the portal's
+#: sessions, written at every sign-in (schema/slapd-config.ldif.in, docs/directory.md "Audit").
+UNAUDITED_OUS = ("sessions",)
 #: The decoy account (ou=services): see decoy_entry.
 DECOY = "decoy"
 
@@ -392,6 +395,8 @@ def render_config(cfg: Config, replicator_password: str | None = None,
         # schema change alone rebuild cn=config on the next `up`.
         "schema_digest": hashlib.sha256((SCHEMA_DIR / "mims.ldif").read_bytes()).hexdigest(),
         "accesslog_max_size": str(d.accesslog_max_size_mb * 1024 * 1024),
+        "accesslog_bases": "".join(f"olcAccessLogBase: writes ou={ou},{dns.base}\n"
+                                   for ou in OUS if ou not in UNAUDITED_OUS),
         "max_size": str(d.max_size_mb * 1024 * 1024),
         "base": dns.base,
         "acl_lines": acl_lines,

@@ -78,20 +78,30 @@ class ServicePool:
 
     Why: the service account's password is an argon2 hash like everyone's, so binding anew
     for every request would double the cost of each sign-in (measured:
-    benchmarks/portal_speed.py). A borrowed connection is checked with a WhoAmI round trip
-    (about 0.1 ms) and replaced if the directory went away meanwhile.
+    benchmarks/portal_speed.py). A connection given back less than ``FRESH`` seconds ago
+    that the directory has not closed (``Conn.looks_alive``: no round trip) is used as it
+    is; one idle for longer is checked with a WhoAmI round trip first (a directory host
+    that vanished without closing it does not answer), and replaced if the directory went
+    away meanwhile.
     """
+
+    FRESH = 5.0
 
     def __init__(self, cfg: Config, size: int) -> None:
         self.cfg = cfg
-        self._idle: queue.LifoQueue[Conn] = queue.LifoQueue(maxsize=size)
+        self._idle: queue.LifoQueue[tuple[Conn, float]] = queue.LifoQueue(maxsize=size)
 
     def borrow(self) -> Conn:
         while True:
             try:
-                conn = self._idle.get_nowait()
+                conn, returned = self._idle.get_nowait()
             except queue.Empty:
                 return service_conn(self.cfg, "sspr")
+            if not conn.looks_alive():
+                conn.close()
+                continue
+            if time.monotonic() - returned < self.FRESH:
+                return conn
             try:
                 conn.whoami()
                 return conn
@@ -101,8 +111,49 @@ class ServicePool:
     def give_back(self, conn: Conn) -> None:
         conn.act_as(None)
         try:
+            self._idle.put_nowait((conn, time.monotonic()))
+        except queue.Full:
+            conn.close()
+
+
+class BindPool:
+    """Connections that are only ever used for a person's sign-in bind, reused across
+    sign-ins.
+
+    Why: a new StartTLS connection a sign-in cost the portal 1.5 ms of CPU and slapd its half
+    of the handshake (docs/performance.md, "Portal sign-ins"); a bind on a connection already
+    bound replaces its identity, so a new connection gains nothing. Nothing but a bind is
+    ever sent on these connections (``PortalDirectory.sign_in``), so the identity one is left
+    with is never used. One the directory closed meanwhile (slapd restarted) is seen to be
+    closed before it is used (``Conn.looks_alive``, no round trip) and replaced; a bind is
+    never retried, so no password is checked twice.
+    """
+
+    def __init__(self, cfg: Config, size: int) -> None:
+        self.cfg = cfg
+        self._idle: queue.LifoQueue[Conn] = queue.LifoQueue(maxsize=size)
+
+    def bind(self, dn: str, password: str) -> BindOutcome:
+        conn = self._borrow()
+        try:
+            out = conn.bind_ppolicy(dn, password)
+        except BaseException:
+            conn.close()
+            raise
+        try:
             self._idle.put_nowait(conn)
         except queue.Full:
+            conn.close()
+        return out
+
+    def _borrow(self) -> Conn:
+        while True:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                return network_conn(self.cfg)
+            if conn.looks_alive():
+                return conn
             conn.close()
 
 
@@ -110,12 +161,13 @@ class PortalDirectory:
     """One instance per request (kept on ``flask.g``), given back at teardown."""
 
     def __init__(self, cfg: Config, observe: object = None,
-                 pool: ServicePool | None = None) -> None:
+                 pool: ServicePool | None = None, binds: BindPool | None = None) -> None:
         self.cfg = cfg
         self.dns = Dns(cfg.ldap.base_dn)
         self._svc: Conn | None = None
         self._observe = observe  # a callable(seconds) for the latency metric, or None
         self._pool = pool
+        self._binds = binds
 
     # -- plumbing --------------------------------------------------------------------------
     @property
@@ -222,8 +274,11 @@ class PortalDirectory:
     # -- the person's own bind -------------------------------------------------------------
     def sign_in(self, dn: str, password: str) -> BindOutcome:
         started = time.perf_counter()
-        with network_conn(self.cfg) as c:
-            out = c.bind_ppolicy(dn, password)
+        if self._binds is not None:
+            out = self._binds.bind(dn, password)
+        else:
+            with network_conn(self.cfg) as c:
+                out = c.bind_ppolicy(dn, password)
         self._timed(started)
         return out
 

@@ -19,7 +19,7 @@ from flask import current_app, g, redirect, session, url_for
 from mimsdir.challenge import ChallengeHasher
 from mimsdir.config import Config
 from mimsdir.portal import sessions
-from mimsdir.portal.directory import PortalDirectory, ServicePool, now
+from mimsdir.portal.directory import BindPool, PortalDirectory, ServicePool, now
 from mimsdir.portal.metrics import metrics
 from mimsdir.staff.cards import catalogue, hasher_for
 
@@ -37,8 +37,11 @@ def directory() -> PortalDirectory:
         if pool is None:
             pool = current_app.extensions["mims_pool"] = ServicePool(cfg(),
                                                                      cfg().portal.threads)
+        binds = current_app.extensions.get("mims_binds")
+        if binds is None:
+            binds = current_app.extensions["mims_binds"] = BindPool(cfg(), cfg().portal.threads)
         g.directory = PortalDirectory(cfg(), observe=metrics(current_app).directory.observe,
-                                      pool=pool)
+                                      pool=pool, binds=binds)
     return g.directory  # type: ignore[no-any-return]
 
 

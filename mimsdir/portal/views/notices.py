@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from flask_babel import gettext as _
 
+CODES = frozenset({"timeout", "signed_out", "password_changed", "questions_saved", "unlocked",
+                   "unlocked_inactive", "ended", "not_yours", "refused"})
+
 
 def notice_message(code: str | None) -> str | None:
+    if code not in CODES:  # most pages: no notice, nothing to translate
+        return None
     messages = {
         "timeout": _("You were signed out because you were away for a while. Please sign in "
                      "again."),
@@ -20,4 +25,4 @@ def notice_message(code: str | None) -> str | None:
         "not_yours": _("That student is not in your class."),
         "refused": _("The directory did not allow this change."),
     }
-    return messages.get(code or "")
+    return messages[code]
