@@ -235,7 +235,13 @@ def apply_plan(plan: Plan, connect: Callable[[], Conn], *, slips_dir: Path, scho
         # Microseconds: two runs in one second must never overwrite each other's slips.
         stamp = datetime.now().strftime("%Y%m%dT%H%M%S.%f")
         for (school, class_name), rendered in sorted(pdfs.items()):
-            data = rendered.result()  # the thread's error, if any, is raised here
+            try:
+                data = rendered.result()  # the thread's error, if any, is raised here
+            except Exception as exc:
+                exc.add_note(f"laying out the slips of school {school}, class {class_name}: "
+                             "no credential of this run is cleared; the next run issues new "
+                             "ones")
+                raise
             folder = slips_dir / school
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             path = folder / _slip_name(school, class_name, stamp)
