@@ -240,8 +240,7 @@ def _new_pdf(title: str, font_dirs: Sequence[Path | str], texts: Iterable[object
     for which a FontSet must have glyphs too)."""
     texts = list(texts)
     fonts = find_fonts(font_dirs)
-    if font_set is not None:
-        fonts = font_set.paths_for([*texts, *printed]) or fonts
+    cut = font_set.paths_for([*texts, *printed]) if font_set is not None else None
     needed = _scripts(texts)
     try:
         import uharfbuzz  # noqa: F401  (fpdf2's text shaping needs it for Tamil)
@@ -258,7 +257,12 @@ def _new_pdf(title: str, font_dirs: Sequence[Path | str], texts: Iterable[object
         for family, style, name, _ in _FONT_FILES:
             if family in _FALLBACKS[1:] and family not in needed:
                 continue
-            pdf.add_font(family, style, str(fonts[name]))
+            pdf.add_font(family, style, str((cut or fonts)[name]))
+            if cut:
+                # A cut-down font keeps the whole font's glyphs byte for byte, bounding boxes
+                # and all: fpdf2's subset need not decode and re-encode every glyph to compute
+                # them again (a third of the time of writing the fonts into each PDF).
+                pdf.fonts[f"{family}{style}"].ttfont.recalcBBoxes = False
     except BaseException:
         _close_fonts(pdf)
         raise

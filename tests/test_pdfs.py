@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fontTools.ttLib import TTFont
 from fpdf import FPDF
 from pypdf import PageObject, PdfReader
 from pypdf.generic import ContentStream
@@ -414,7 +415,22 @@ def visible(pdf: bytes) -> list[object]:
                 for code, width in run:
                     widths[unicode_of.get(code, str(code))] = float(width)
             out.append((str(font["/BaseFont"]).split("+")[-1], sorted(widths.items())))
+            out.append(sorted(outlines(cid, unicode_of).items()))
     return out
+
+
+def outlines(cid: Any, unicode_of: dict[int, str]) -> dict[str, object]:
+    """The outline of the glyph each code of an embedded font draws, by the text it stands for
+    (fpdf2 maps codes to glyphs with /CIDToGIDMap)."""
+    program = TTFont(io.BytesIO(cid["/FontDescriptor"].get_object()["/FontFile2"].get_data()))
+    glyf, order = program["glyf"], program.getGlyphOrder()
+    gids = cid["/CIDToGIDMap"].get_object().get_data()
+    shapes: dict[str, object] = {}
+    for code, text in unicode_of.items():
+        glyph = glyf[order[int.from_bytes(gids[2 * code:2 * code + 2], "big")]]
+        coords, ends, flags = glyph.getCoordinates(glyf)
+        shapes[text] = (list(coords), list(ends), bytes(flags))
+    return shapes
 
 
 @pytest.fixture(scope="module")
