@@ -34,6 +34,7 @@ from typing import Any
 
 from fpdf import FPDF
 from fpdf.enums import Align, MethodReturnValue, WrapMode, XPos, YPos
+from fpdf.fonts import TTFFont
 
 from mimsdir.errors import ExitCode, MimsError
 
@@ -218,8 +219,20 @@ class _PDF(FPDF):
         key = (self.font_family, self.font_style, self.font_size_pt, text)
         width = self._widths.get(key)
         if width is None:
-            width = self._widths[key] = self.get_string_width(text)
+            plain = self._plain_width(text)
+            width = self._widths[key] = self.get_string_width(text) if plain is None else plain
         return width
+
+    def _plain_width(self, text: str) -> float | None:
+        """get_string_width's own sum, without its bidi and fallback-font parsing, for text it
+        would keep in one piece: no shaping, every character in the current font, no "{nb}"
+        alias; else None. The same arithmetic in the same order: the same float."""
+        font = self.current_font
+        if (self.text_shaping or not isinstance(font, TTFFont) or font.is_symbol
+                or self.char_spacing or self.font_stretching != 100 or "{" in text
+                or not all(ord(ch) in font.cmap for ch in text)):
+            return None
+        return sum(font.cw[ord(ch)] for ch in text) * self.font_size_pt * 0.001 / self.k
 
     def lines(self, text: str, width: float, wrapmode: WrapMode) -> list[str]:
         """The lines multi_cell breaks `text` into at `width`, remembered for this document:
@@ -262,7 +275,9 @@ def _new_pdf(title: str, font_dirs: Sequence[Path | str], texts: Iterable[object
                 # A cut-down font keeps the whole font's glyphs byte for byte, bounding boxes
                 # and all: fpdf2's subset need not decode and re-encode every glyph to compute
                 # them again (a third of the time of writing the fonts into each PDF).
-                pdf.fonts[f"{family}{style}"].ttfont.recalcBBoxes = False
+                added = pdf.fonts[f"{family}{style}"]
+                assert isinstance(added, TTFFont)
+                added.ttfont.recalcBBoxes = False
     except BaseException:
         _close_fonts(pdf)
         raise

@@ -520,3 +520,23 @@ def test_a_font_set_removes_its_files() -> None:
     fonts.close()
     assert not directory.exists()
     assert fonts.paths_for(["a"]) is None
+
+
+@pytest.mark.parametrize("tamil", [False, True])
+def test_remembered_widths_are_fpdf2s_own(tamil: bool) -> None:
+    # A plain text's width is summed without fpdf2's parsing: it must be the very same float,
+    # or a text at the edge of its column would break (or shrink) differently.
+    texts = ["Tan Xiao Ming", "Zoë Nur Aisyah", "陈小明 Li", "a{nb}b", "", "x" * 300,
+             SLIP_RULE, "zoe_nur_aisyah_binte_muhammad_hafiz_2017@students.edu.sg"]
+    pdf = pdfs._new_pdf("t", pdfs.FONT_DIRS, ["கவிதா" if tamil else "陈"])
+    try:
+        pdf.add_page()
+        for family, style in (("notosans", ""), ("notosans", "B"), ("notosansmono", "B")):
+            for size in (7.5, 11.0, 13.37):
+                pdf.set_font(family, style, size)
+                for text in texts:
+                    assert pdf.width(text) == pdf.get_string_width(text), (family, size, text)
+        plain = pdf._plain_width("Tan Xiao Ming")
+        assert (plain is None) == tamil  # shaping documents always ask fpdf2
+    finally:
+        pdfs._close_fonts(pdf)
