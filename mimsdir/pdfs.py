@@ -147,9 +147,11 @@ class FontSet:
     features), so HarfBuzz shapes Tamil, and fpdf2 picks fallback fonts, exactly as with the
     whole fonts: the PDFs say and show the same (tests/test_pdfs.py compares them).
 
-    The files are in a private temporary directory (mode 0700) and are removed by `close()`
-    (or leaving the `with` block). A PDF with a character the set was not made for falls back
-    to the whole fonts (`paths_for`), so a FontSet can make a PDF slower, never wrong.
+    The files are in a private temporary directory (mode 0700, named after the process) and
+    are removed by `close()` (or leaving the `with` block); those of a process that was killed
+    are removed by the next FontSet, as they hold glyphs of its students' names. A PDF with a
+    character the set was not made for falls back to the whole fonts (`paths_for`), so a
+    FontSet can make a PDF slower, never wrong.
     """
 
     def __init__(self, texts: Iterable[object], font_dirs: Sequence[Path | str] = FONT_DIRS
@@ -161,7 +163,9 @@ class FontSet:
         whole = find_fonts(self.font_dirs)
         self.codepoints = _codepoints(texts) | _ASCII
         needed = _scripts(chr(c) for c in self.codepoints)
-        self.directory: Path | None = Path(tempfile.mkdtemp(prefix="mimsdir-fonts-"))
+        _remove_orphaned_fonts()
+        self.directory: Path | None = Path(
+            tempfile.mkdtemp(prefix=f"{_FONTS_PREFIX}{os.getpid()}-"))
         self.paths: dict[str, Path] = {}
         try:
             for family, _style, name, _ in _FONT_FILES:
@@ -202,6 +206,24 @@ class FontSet:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+_FONTS_PREFIX = "mimsdir-fonts-"
+
+
+def _remove_orphaned_fonts() -> None:
+    """Remove the cut-down fonts of FontSets whose process is gone (a sync killed mid-run)."""
+    with contextlib.suppress(OSError):
+        for entry in Path(tempfile.gettempdir()).glob(f"{_FONTS_PREFIX}*-*"):
+            pid = entry.name[len(_FONTS_PREFIX):].split("-", 1)[0]
+            if not pid.isdigit() or entry.is_symlink() or not entry.is_dir():
+                continue
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                shutil.rmtree(entry, ignore_errors=True)
+            except OSError:  # alive, another user's: not ours to remove
+                continue
 
 
 class _PDF(FPDF):

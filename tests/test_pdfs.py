@@ -6,6 +6,8 @@ import io
 import os
 import re
 import stat
+import subprocess
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -540,3 +542,22 @@ def test_remembered_widths_are_fpdf2s_own(tamil: bool) -> None:
         assert (plain is None) == tamil  # shaping documents always ask fpdf2
     finally:
         pdfs._close_fonts(pdf)
+
+
+def test_a_font_set_removes_the_fonts_of_a_killed_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid no process has now
+    orphan = tmp_path / f"mimsdir-fonts-{gone.pid}-abc"
+    alive = tmp_path / f"mimsdir-fonts-{os.getpid()}-def"
+    other = tmp_path / "mimsdir-fonts-notapid-x"
+    for d in (orphan, alive, other):
+        d.mkdir()
+        (d / "NotoSans-Regular.ttf").write_bytes(b"glyphs")
+    with FontSet(["Tan"]) as fonts:
+        assert fonts.directory is not None
+        assert fonts.directory.name.startswith(f"mimsdir-fonts-{os.getpid()}-")
+    assert not orphan.exists()
+    assert alive.exists() and other.exists()
