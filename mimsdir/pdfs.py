@@ -25,6 +25,8 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ from typing import Any
 
 from fpdf import FPDF
 from fpdf.enums import Align, MethodReturnValue, WrapMode, XPos, YPos
+from fpdf.fonts import TTFFont
 
 from mimsdir.errors import ExitCode, MimsError
 
@@ -39,6 +42,7 @@ __all__ = [
     "FONT_DIRS",
     "CardData",
     "FontMissing",
+    "FontSet",
     "SlipData",
     "find_fonts",
     "render_cards",
@@ -121,9 +125,157 @@ def _scripts(texts: Iterable[object]) -> set[str]:
     return needed
 
 
-def _new_pdf(title: str, font_dirs: Sequence[Path | str],
-             texts: Iterable[object] = ()) -> FPDF:
+# Characters every cut-down font keeps whatever the texts: the fixed wording of cards and slips
+# is plain ASCII, and so are the login IDs and passwords; U+0000 keeps the null glyph that
+# fpdf2 embeds in every font with the width the whole font gives it.
+_ASCII = frozenset([0, *range(0x20, 0x7F)])
+
+
+def _codepoints(texts: Iterable[object]) -> frozenset[int]:
+    return frozenset(ord(ch) for text in texts for ch in str(text or ""))
+
+
+class FontSet:
+    """The fonts of many PDFs (a sync run's slips), cut down once to the characters they print.
+
+    Why: fpdf2 parses every TrueType font again for each PDF, and DroidSansFallbackFull (4 MB,
+    for Chinese names) takes about 0.2 s to parse and again to subset: a run writes a PDF a
+    class, and with whole fonts the fonts cost more than the slips. Cut down here, once, to
+    the characters of all the run's texts (and printable ASCII), each font is a few KiB that
+    fpdf2 parses and subsets in a millisecond or two. The cut keeps every glyph those
+    characters need with its metrics, and the OpenType layout tables (GSUB/GPOS, all
+    features), so HarfBuzz shapes Tamil, and fpdf2 picks fallback fonts, exactly as with the
+    whole fonts: the PDFs say and show the same (tests/test_pdfs.py compares them).
+
+    The files are in a private temporary directory (mode 0700, named after the process) and
+    are removed by `close()` (or leaving the `with` block); those of a process that was killed
+    are removed by the next FontSet, as they hold glyphs of its students' names. A PDF with a
+    character the set was not made for falls back to the whole fonts (`paths_for`), so a
+    FontSet can make a PDF slower, never wrong.
+    """
+
+    def __init__(self, texts: Iterable[object], font_dirs: Sequence[Path | str] = FONT_DIRS
+                 ) -> None:
+        from fontTools import subset as ftsubset
+        from fontTools.ttLib import TTFont
+
+        self.font_dirs = tuple(Path(d) for d in font_dirs)
+        whole = find_fonts(self.font_dirs)
+        self.codepoints = _codepoints(texts) | _ASCII
+        needed = _scripts(chr(c) for c in self.codepoints)
+        _remove_orphaned_fonts()
+        self.directory: Path | None = Path(
+            tempfile.mkdtemp(prefix=f"{_FONTS_PREFIX}{os.getpid()}-"))
+        self.paths: dict[str, Path] = {}
+        try:
+            for family, _style, name, _ in _FONT_FILES:
+                if family in _FALLBACKS[1:] and family not in needed:
+                    continue
+                options = ftsubset.Options()
+                options.layout_features = ["*"]
+                options.name_IDs = ["*"]
+                options.name_languages = ["*"]
+                options.notdef_outline = True
+                options.recommended_glyphs = True
+                options.glyph_names = True
+                with TTFont(whole[name], recalcBBoxes=False, recalcTimestamp=False) as font:
+                    subsetter = ftsubset.Subsetter(options)
+                    subsetter.populate(unicodes=self.codepoints)
+                    subsetter.subset(font)
+                    target = self.directory / name
+                    font.save(target)
+                self.paths[name] = target
+        except BaseException:
+            self.close()
+            raise
+
+    def paths_for(self, texts: Iterable[object]) -> dict[str, Path] | None:
+        """The cut-down fonts if they hold every character of `texts`, else None."""
+        if self.directory is None or not _codepoints(texts) <= self.codepoints:
+            return None
+        return self.paths
+
+    def close(self) -> None:
+        """Remove the cut-down fonts (they hold the glyphs of the run's names)."""
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
+    def __enter__(self) -> FontSet:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+_FONTS_PREFIX = "mimsdir-fonts-"
+
+
+def _remove_orphaned_fonts() -> None:
+    """Remove the cut-down fonts of FontSets whose process is gone (a sync killed mid-run)."""
+    with contextlib.suppress(OSError):
+        for entry in Path(tempfile.gettempdir()).glob(f"{_FONTS_PREFIX}*-*"):
+            pid = entry.name[len(_FONTS_PREFIX):].split("-", 1)[0]
+            if not pid.isdigit() or entry.is_symlink() or not entry.is_dir():
+                continue
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                shutil.rmtree(entry, ignore_errors=True)
+            except OSError:  # alive, another user's: not ours to remove
+                continue
+
+
+class _PDF(FPDF):
+    """An FPDF that remembers string widths: the slips of a class measure the same texts (title,
+    school, the rule lines, labels) again for every slip and every trial scale, and measuring
+    (fallback fonts and bidi, char by char) is most of fpdf2's time when text is only placed."""
+
+    def __init__(self) -> None:
+        super().__init__(orientation="P", unit="mm", format="A4")
+        self._widths: dict[tuple[str, str, float, str], float] = {}
+        self._lines: dict[tuple[str, str, float, float, WrapMode, str], list[str]] = {}
+
+    def width(self, text: str) -> float:
+        """`get_string_width(text)` in the current font, remembered for this document."""
+        key = (self.font_family, self.font_style, self.font_size_pt, text)
+        width = self._widths.get(key)
+        if width is None:
+            plain = self._plain_width(text)
+            width = self._widths[key] = self.get_string_width(text) if plain is None else plain
+        return width
+
+    def _plain_width(self, text: str) -> float | None:
+        """get_string_width's own sum, without its bidi and fallback-font parsing, for text it
+        would keep in one piece: no shaping, every character in the current font, no "{nb}"
+        alias; else None. The same arithmetic in the same order: the same float."""
+        font = self.current_font
+        if (self.text_shaping or not isinstance(font, TTFFont) or font.is_symbol
+                or self.char_spacing or self.font_stretching != 100 or "{" in text
+                or not all(ord(ch) in font.cmap for ch in text)):
+            return None
+        return sum(font.cw[ord(ch)] for ch in text) * self.font_size_pt * 0.001 / self.k
+
+    def lines(self, text: str, width: float, wrapmode: WrapMode) -> list[str]:
+        """The lines multi_cell breaks `text` into at `width`, remembered for this document:
+        the slips' rule line wraps on every slip, the same way each time."""
+        key = (self.font_family, self.font_style, self.font_size_pt, width, wrapmode, text)
+        lines = self._lines.get(key)
+        if lines is None:
+            broken = self.multi_cell(width, text=text, wrapmode=wrapmode, dry_run=True,
+                                     output=MethodReturnValue.LINES)
+            assert isinstance(broken, list)  # LINES alone: the list of lines
+            lines = self._lines[key] = [str(one) for one in broken]
+        return lines
+
+
+def _new_pdf(title: str, font_dirs: Sequence[Path | str], texts: Iterable[object] = (),
+             font_set: FontSet | None = None, printed: Iterable[object] = ()) -> _PDF:
+    """A document with the fonts `texts` need (`printed`: more text, in the fonts' own script,
+    for which a FontSet must have glyphs too)."""
+    texts = list(texts)
     fonts = find_fonts(font_dirs)
+    cut = font_set.paths_for([*texts, *printed]) if font_set is not None else None
     needed = _scripts(texts)
     try:
         import uharfbuzz  # noqa: F401  (fpdf2's text shaping needs it for Tamil)
@@ -132,7 +284,7 @@ def _new_pdf(title: str, font_dirs: Sequence[Path | str],
             "the Python package uharfbuzz is needed to shape Tamil text: "
             "pip install uharfbuzz==0.57.0"
         ) from None
-    pdf = FPDF(orientation="P", unit="mm", format="A4")
+    pdf = _PDF()
     pdf.set_auto_page_break(False)
     pdf.set_margins(0, 0, 0)
     pdf.c_margin = 0
@@ -140,7 +292,14 @@ def _new_pdf(title: str, font_dirs: Sequence[Path | str],
         for family, style, name, _ in _FONT_FILES:
             if family in _FALLBACKS[1:] and family not in needed:
                 continue
-            pdf.add_font(family, style, str(fonts[name]))
+            pdf.add_font(family, style, str((cut or fonts)[name]))
+            if cut:
+                # A cut-down font keeps the whole font's glyphs byte for byte, bounding boxes
+                # and all: fpdf2's subset need not decode and re-encode every glyph to compute
+                # them again (a third of the time of writing the fonts into each PDF).
+                added = pdf.fonts[f"{family}{style}"]
+                assert isinstance(added, TTFFont)
+                added.ttfont.recalcBBoxes = False
     except BaseException:
         _close_fonts(pdf)
         raise
@@ -154,7 +313,7 @@ def _new_pdf(title: str, font_dirs: Sequence[Path | str],
     return pdf
 
 
-def _close_fonts(pdf: FPDF) -> None:
+def _close_fonts(pdf: _PDF) -> None:
     """fpdf2 opens font files lazily (fontTools) and never closes them; close them here."""
     for font in pdf.fonts.values():
         ttfont = getattr(font, "ttfont", None)
@@ -162,7 +321,7 @@ def _close_fonts(pdf: FPDF) -> None:
             ttfont.close()
 
 
-def _output(pdf: FPDF, draw: Callable[[FPDF], None]) -> bytes:
+def _output(pdf: _PDF, draw: Callable[[_PDF], None]) -> bytes:
     try:
         draw(pdf)
         return bytes(pdf.output())
@@ -180,6 +339,9 @@ _GREY = (95, 95, 95)
 _LIGHT = (170, 170, 170)
 _TINT = (238, 242, 250)
 _A4_W, _A4_H = 210.0, 297.0
+# A text this much (mm) narrower than its column is drawn as one line without multi_cell's line
+# breaking; nearer the edge multi_cell decides, so a rounding difference cannot change a break.
+_FITS_MARGIN = 1e-6
 
 
 def _clean(text: object) -> str:
@@ -191,7 +353,7 @@ def _clean(text: object) -> str:
 class _Flow:
     """Places text top-down in a column; with draw=False it only measures."""
 
-    def __init__(self, pdf: FPDF, x: float, y: float, w: float, draw: bool) -> None:
+    def __init__(self, pdf: _PDF, x: float, y: float, w: float, draw: bool) -> None:
         self.pdf, self.x, self.y, self.w, self.draw = pdf, x, y, w, draw
 
     def text(
@@ -216,15 +378,26 @@ class _Flow:
         width = self.w if w is None else w
         pdf.set_font(family, style, size)
         if fit is not None:
-            while size > fit and pdf.get_string_width(text) > width:
+            while size > fit and pdf.width(text) > width:
                 size = max(fit, size - 0.5)
                 pdf.set_font(family, style, size)
         pdf.set_text_color(*color)
         pdf.set_xy(self.x if x is None else x, self.y)
+        line = size * _PT * _LINE
         wrapmode = WrapMode.WORD if " " in text else WrapMode.CHAR
+        lines = [text] if pdf.width(text) <= width - _FITS_MARGIN else (
+            pdf.lines(text, width, wrapmode) if align != Align.J else [])
+        if lines and all(pdf.width(one) <= width - _FITS_MARGIN for one in lines):
+            # What multi_cell would draw, a cell a line, without its line breaking (which
+            # measures the text again char by char, every time); measuring draws nothing.
+            if self.draw:
+                for one in lines:
+                    pdf.cell(width, line, one, align=align, new_x=XPos.LEFT, new_y=YPos.NEXT)
+            self.y += line * len(lines) + after
+            return line * len(lines)
         height = pdf.multi_cell(
             width,
-            size * _PT * _LINE,
+            line,
             text,
             align=align,
             wrapmode=wrapmode,
@@ -252,7 +425,7 @@ class _Flow:
         width = self.w if w is None else w
         pdf.set_font(_MONO, "B", min_size)
         local, at, domain = text.partition("@")
-        if pdf.get_string_width(text) <= width or not at:
+        if pdf.width(text) <= width or not at:
             return self.text(
                 text, size=size, family=_MONO, style="B", fit=min_size, w=w, x=x, after=after
             )
@@ -266,7 +439,7 @@ class _Flow:
         self.y += mm
 
 
-def _cut_lines(pdf: FPDF, cols: int, rows: int) -> None:
+def _cut_lines(pdf: _PDF, cols: int, rows: int) -> None:
     pdf.set_draw_color(*_LIGHT)
     pdf.set_line_width(0.2)
     pdf.set_dash_pattern(dash=2, gap=2)
@@ -280,11 +453,11 @@ def _cut_lines(pdf: FPDF, cols: int, rows: int) -> None:
 
 
 def _tiles(
-    pdf: FPDF,
+    pdf: _PDF,
     items: Sequence[object],
     cols: int,
     rows: int,
-    draw_one: Callable[[FPDF, object, float, float, float, float], None],
+    draw_one: Callable[[_PDF, object, float, float, float, float], None],
 ) -> None:
     per_page = cols * rows
     w, h = _A4_W / cols, _A4_H / rows
@@ -338,7 +511,7 @@ _CARD_PAD = 8.0
 
 
 def _card_body(
-    pdf: FPDF,
+    pdf: _PDF,
     card: CardData,
     title: str,
     x: float,
@@ -390,7 +563,7 @@ def _card_body(
     return flow.y <= bottom
 
 
-def _card_footer(pdf: FPDF, x: float, w: float, bottom: float, draw: bool) -> float:
+def _card_footer(pdf: _PDF, x: float, w: float, bottom: float, draw: bool) -> float:
     """Draw (or measure) the three plain-language lines so they end at `bottom`; return top."""
     measure = _Flow(pdf, x, 0, w, draw=False)
     height = sum(measure.text(line, size=8.5, after=1.0) for line in CARD_LINES) - 1.0
@@ -422,7 +595,7 @@ def render_cards(
         v for c in cards for v in (c.name, c.display_name, c.school, c.class_name,
                                    *(t for q in c.questions for t in q))])
 
-    def draw_card(pdf: FPDF, item: object, x: float, y: float, w: float, h: float) -> None:
+    def draw_card(pdf: _PDF, item: object, x: float, y: float, w: float, h: float) -> None:
         assert isinstance(item, CardData)
         pad = _CARD_PAD
         pdf.set_draw_color(*_LIGHT)
@@ -483,7 +656,7 @@ def _password_text(password: str) -> str:
 
 
 def _slip_body(
-    pdf: FPDF,
+    pdf: _PDF,
     slip: SlipData,
     title: str,
     x: float,
@@ -498,10 +671,10 @@ def _slip_body(
     school = _clean(slip.school)
     # title on the left, school on the right, on one line when both fit
     pdf.set_font(_SANS, "B", 13 * s)
-    title_w = pdf.get_string_width(_clean(title)) + 3
+    title_w = pdf.width(_clean(title)) + 3
     top = flow.y
     pdf.set_font(_SANS, "", 7.5 * s)
-    same_line = bool(school) and pdf.get_string_width(school) <= w - title_w
+    same_line = bool(school) and pdf.width(school) <= w - title_w
     if same_line:
         _Flow(pdf, x + title_w, top + 1.6 * s, w - title_w, draw).text(
             school, size=7.5 * s, color=_GREY, fit=5.5, align=Align.R
@@ -557,19 +730,22 @@ def render_slips(
     title: str = "Your MIMS password",
     *,
     font_dirs: Sequence[Path | str] = FONT_DIRS,
+    fonts: FontSet | None = None,
 ) -> bytes:
     """Render password slips, eight per A4 sheet (2 x 4, each A7) with cut lines; return the PDF.
 
     Each slip shows the school, name (and display name when it differs), class, login ID, the
     default password large in a monospaced font, and the rule that it must be changed at the
-    first sign-in.
+    first sign-in. `fonts`: fonts cut down once for many calls (a sync run's classes), which
+    saves parsing the whole fonts again for each PDF; the PDF is the same with or without.
     """
     if not slips:
         raise ValueError("no slips to render")
-    pdf = _new_pdf(title, font_dirs, [title] + [
-        v for s in slips for v in (s.name, s.display_name, s.school, s.class_name)])
+    texts = [title] + [v for s in slips for v in (s.name, s.display_name, s.school, s.class_name)]
+    pdf = _new_pdf(title, font_dirs, texts, fonts,
+                   printed=[v for s in slips for v in (s.login_id, s.password)])
 
-    def draw_slip(pdf: FPDF, item: object, x: float, y: float, w: float, h: float) -> None:
+    def draw_slip(pdf: _PDF, item: object, x: float, y: float, w: float, h: float) -> None:
         assert isinstance(item, SlipData)
         pad = _SLIP_PAD
         cx, cw, bottom = x + pad, w - 2 * pad, y + h - pad + 2

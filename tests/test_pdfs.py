@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
+import subprocess
+import tempfile
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fontTools.ttLib import TTFont
+from fpdf import FPDF
 from pypdf import PageObject, PdfReader
+from pypdf.generic import ContentStream
 
+from mimsdir import pdfs
 from mimsdir.challenge import DEFAULT_QUESTIONS
 from mimsdir.errors import MimsError
 from mimsdir.pdfs import (
@@ -18,6 +26,7 @@ from mimsdir.pdfs import (
     SLIP_RULE,
     CardData,
     FontMissing,
+    FontSet,
     SlipData,
     find_fonts,
     render_cards,
@@ -351,3 +360,204 @@ def test_rendered_pdf_written_as_secret_reads_back(tmp_path: Path, slips_pdf: by
     write_secret_file(target, slips_pdf)
     assert mode(target) == 0o600
     assert SLIPS[0].password in PdfReader(target).pages[0].extract_text()
+
+
+# -- slips made faster, the same to see -------------------------------------------------------
+
+HARD_SLIPS = [
+    *SLIPS,
+    SlipData("லக்ஷ்மி Ravi", "", "P1 A", "lakshmi.r@students.edu.sg", "Abc12345", "S"),
+    SlipData("Zoë Nur Aisyah binte Muhammad Hafiz Abdullah Rahman Ismail Yusof Ibrahim", "",
+             "P2 Kindness", "zoe.nur@students.edu.sg", "Mango4821",
+             "Rivervale Primary School with a Name Too Long for One Line"),
+    SlipData("A" * 80, "", "P3 " + "B" * 60,
+             "averyveryveryveryveryverylonglocalpartwithoutabreak@students.edu.sg",
+             "Q" * 40, "S"),
+]
+
+
+def visible(pdf: bytes) -> list[object]:
+    """What a PDF shows: every drawing operator with its operands (the glyph codes of text
+    masked: fpdf2 numbers glyphs in order of first use), every text fragment with its place,
+    font and size, and each font's width of every character it embeds."""
+    reader = PdfReader(io.BytesIO(pdf))
+    out: list[object] = []
+    for page in reader.pages:
+        fonts = page["/Resources"]["/Font"]
+        names = {k: str(v.get_object()["/BaseFont"]).split("+")[-1] for k, v in fonts.items()}
+        for operands, op in ContentStream(page.get_contents(), reader).operations:
+            if op in (b"Tj", b"TJ"):
+                out.append((op, "text"))
+            elif op == b"Tf":
+                out.append((op, names[operands[0]], float(operands[1])))
+            else:
+                out.append((op, [str(o) for o in operands]))
+
+        def visit(text: str, cm: list[float], tm: list[float], font: object, size: float
+                  ) -> None:
+            if text:
+                name = str(font.get("/BaseFont")).split("+")[-1] if isinstance(font, dict) else ""
+                out.append((text, [round(v, 3) for v in (*cm, *tm)], name, size))
+
+        page.extract_text(visitor_text=visit)
+        for font in fonts.values():
+            font = font.get_object()
+            cid = font["/DescendantFonts"][0].get_object()
+            unicode_of = {int(code, 16): bytes.fromhex(text).decode("utf-16-be")
+                          for code, text in re.findall(
+                              r"<([0-9A-F]+)> <([0-9A-F]+)>",
+                              font["/ToUnicode"].get_object().get_data().decode("latin-1"))}
+            widths, w, i = {}, cid.get("/W", []), 0
+            while i < len(w):  # [first [w1 w2 ...]] or [first last w]
+                if isinstance(w[i + 1], list):
+                    run, i = list(enumerate(w[i + 1], start=int(w[i]))), i + 2
+                else:
+                    run = [(c, w[i + 2]) for c in range(int(w[i]), int(w[i + 1]) + 1)]
+                    i += 3
+                for code, width in run:
+                    widths[unicode_of.get(code, str(code))] = float(width)
+            out.append((str(font["/BaseFont"]).split("+")[-1], sorted(widths.items())))
+            out.append(sorted(outlines(cid, unicode_of).items()))
+    return out
+
+
+def outlines(cid: Any, unicode_of: dict[int, str]) -> dict[str, object]:
+    """The outline of the glyph each code of an embedded font draws, by the text it stands for
+    (fpdf2 maps codes to glyphs with /CIDToGIDMap)."""
+    program = TTFont(io.BytesIO(cid["/FontDescriptor"].get_object()["/FontFile2"].get_data()))
+    glyf, order = program["glyf"], program.getGlyphOrder()
+    gids = cid["/CIDToGIDMap"].get_object().get_data()
+    shapes: dict[str, object] = {}
+    for code, text in unicode_of.items():
+        glyph = glyf[order[int.from_bytes(gids[2 * code:2 * code + 2], "big")]]
+        coords, ends, flags = glyph.getCoordinates(glyf)
+        shapes[text] = (list(coords), list(ends), bytes(flags))
+    return shapes
+
+
+@pytest.fixture(scope="module")
+def hard_slips_pdf() -> bytes:
+    return render_slips(HARD_SLIPS)
+
+
+def test_slips_drawn_a_cell_a_line_look_as_multi_cell_drew_them(
+    hard_slips_pdf: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With no text "fitting", every text goes through multi_cell as before the fast path.
+    monkeypatch.setattr(pdfs, "_FITS_MARGIN", float("inf"))
+    assert visible(render_slips(HARD_SLIPS)) == visible(hard_slips_pdf)
+
+
+def test_slips_do_not_use_multi_cell_to_draw_a_line_that_fits(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drawn: list[str] = []
+    depth = [0]  # a dry run calls multi_cell again inside, with writing switched off
+    multi_cell = FPDF.multi_cell
+
+    def spy(self: FPDF, *args: Any, **kwargs: Any) -> Any:
+        if not depth[0] and not kwargs.get("dry_run"):
+            drawn.append(str(kwargs.get("text", args[2] if len(args) > 2 else "")))
+        depth[0] += 1
+        try:
+            return multi_cell(self, *args, **kwargs)
+        finally:
+            depth[0] -= 1
+
+    monkeypatch.setattr(FPDF, "multi_cell", spy)
+    render_slips(SLIPS)
+    assert drawn == []
+
+
+def test_a_long_name_wraps_inside_its_slip(hard_slips_pdf: bytes) -> None:
+    texts = tile_texts(hard_slips_pdf, 2, 4)
+    long_name = HARD_SLIPS[-2].name
+    assert long_name.replace(" ", "") in texts[-2].replace(" ", "")
+    assert HARD_SLIPS[-1].password in texts[-1]
+    assert "A" * 80 in texts[-1]
+
+
+def test_tamil_is_still_shaped(hard_slips_pdf: bytes) -> None:
+    # HarfBuzz forms the conjunct க்ஷ as one glyph: unshaped text has no such glyph.
+    ligatures = [
+        text
+        for page in PdfReader(io.BytesIO(hard_slips_pdf)).pages
+        for font in page["/Resources"]["/Font"].values()
+        if "Tamil" in str(font.get_object()["/BaseFont"])
+        for text in re.findall(r"<[0-9A-F]+> <([0-9A-F]{12,})>", font.get_object()[
+            "/ToUnicode"].get_object().get_data().decode("latin-1"))
+    ]
+    assert "க்ஷ்" in [bytes.fromhex(t).decode("utf-16-be") for t in ligatures]
+
+
+def slip_texts(slips: list[SlipData]) -> list[str]:
+    return [v for s in slips for v in (s.name, s.display_name, s.school, s.class_name,
+                                       s.login_id, s.password)]
+
+
+def test_slips_with_a_font_set_show_the_same(hard_slips_pdf: bytes) -> None:
+    with FontSet(slip_texts(HARD_SLIPS)) as fonts:
+        assert fonts.paths_for(slip_texts(HARD_SLIPS)) is not None
+        pdf = render_slips(HARD_SLIPS, fonts=fonts)
+        smaller = {n: p.stat().st_size for n, p in fonts.paths.items()}
+    whole = find_fonts()
+    assert all(size < whole[n].stat().st_size for n, size in smaller.items())
+    assert visible(pdf) == visible(hard_slips_pdf)
+
+
+def test_a_font_set_without_a_character_falls_back_to_the_whole_fonts() -> None:
+    latin = [s for s in SLIPS if s.display_name.isascii()]
+    with FontSet(slip_texts(latin)) as fonts:
+        assert fonts.paths_for(["陈小明"]) is None
+        pdf = render_slips(SLIPS, fonts=fonts)
+    assert visible(pdf) == visible(render_slips(SLIPS))
+    assert "陈小明" in PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
+
+
+def test_a_font_set_removes_its_files() -> None:
+    fonts = FontSet(["陈小明", "கவிதா"])
+    directory = fonts.directory
+    assert directory is not None and mode(directory) == 0o700
+    assert {"DroidSansFallbackFull.ttf", "NotoSansTamil-Regular.ttf"} <= set(fonts.paths)
+    fonts.close()
+    assert not directory.exists()
+    assert fonts.paths_for(["a"]) is None
+
+
+@pytest.mark.parametrize("tamil", [False, True])
+def test_remembered_widths_are_fpdf2s_own(tamil: bool) -> None:
+    # A plain text's width is summed without fpdf2's parsing: it must be the very same float,
+    # or a text at the edge of its column would break (or shrink) differently.
+    texts = ["Tan Xiao Ming", "Zoë Nur Aisyah", "陈小明 Li", "a{nb}b", "", "x" * 300,
+             SLIP_RULE, "zoe_nur_aisyah_binte_muhammad_hafiz_2017@students.edu.sg"]
+    pdf = pdfs._new_pdf("t", pdfs.FONT_DIRS, ["கவிதா" if tamil else "陈"])
+    try:
+        pdf.add_page()
+        for family, style in (("notosans", ""), ("notosans", "B"), ("notosansmono", "B")):
+            for size in (7.5, 11.0, 13.37):
+                pdf.set_font(family, style, size)
+                for text in texts:
+                    assert pdf.width(text) == pdf.get_string_width(text), (family, size, text)
+        plain = pdf._plain_width("Tan Xiao Ming")
+        assert (plain is None) == tamil  # shaping documents always ask fpdf2
+    finally:
+        pdfs._close_fonts(pdf)
+
+
+def test_a_font_set_removes_the_fonts_of_a_killed_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid no process has now
+    orphan = tmp_path / f"mimsdir-fonts-{gone.pid}-abc"
+    alive = tmp_path / f"mimsdir-fonts-{os.getpid()}-def"
+    other = tmp_path / "mimsdir-fonts-notapid-x"
+    for d in (orphan, alive, other):
+        d.mkdir()
+        (d / "NotoSans-Regular.ttf").write_bytes(b"glyphs")
+    with FontSet(["Tan"]) as fonts:
+        assert fonts.directory is not None
+        assert fonts.directory.name.startswith(f"mimsdir-fonts-{os.getpid()}-")
+    assert not orphan.exists()
+    assert alive.exists() and other.exists()

@@ -8,6 +8,12 @@ Order of the credential steps, and why (a run can be killed between any two):
 A run killed before step 4 leaves the flag set; the next run plans a ``reissue`` for that
 student: a new password on a new slip. No account ends with a password nobody knows.
 
+Steps 2 and 3 overlap: the passwords go to slapd class by class, and as soon as slapd has
+answered for every student of a class, that class's slips are laid out in a thread of their own
+(``_SlipRenderer``) while slapd hashes the next classes' passwords. The PDFs are written (step
+3) only after the last password, in the same order and under the same names as before, and the
+flags are cleared (step 4) only after every slip is on disk.
+
 Before step 1, the numbers the plan waits for are reserved (mimsdir/directory/idpool.py): the
 school groups it adds are added, each with a new gidNumber, and one reservation takes the
 uidNumbers of every new or back-filled student. A run killed after that leaves the reserved
@@ -18,10 +24,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ldap
 
@@ -31,6 +39,9 @@ from mimsdir.ldapio import Conn, Op, Pipeline
 from mimsdir.sync.model import CREATE, GROUP, PURGE, REISSUE, Change, Plan
 from mimsdir.sync.plan import assign_numbers, numbers_needed
 from mimsdir.wordlist import generate_default_password
+
+if TYPE_CHECKING:
+    from mimsdir.pdfs import FontSet, SlipData
 
 
 @dataclass
@@ -78,13 +89,55 @@ def _slip_name(school: str, class_name: str, stamp: str) -> str:
     return f"{school}-{safe}-{stamp}.pdf"
 
 
+class _SlipRenderer:
+    """Lays out slips in one thread of its own, one class after another, while the main thread
+    feeds slapd the next classes' passwords.
+
+    Why a thread and not a process: the main thread only waits for slapd (python-ldap lets go
+    of the GIL while it waits), so the slips get most of a core; slapd's hashing, the work that
+    needs the other cores, is in slapd's own process anyway. A thread copies no heap (a
+    process forked from a sync of 500,000 students would), hands no password through a pipe,
+    cannot outlive a killed sync, and raises its errors where they are awaited (``result``):
+    a failed class fails the run before any flag is cleared, as an inline render did.
+
+    The first task cuts the fonts down to the run's texts (``pdfs.FontSet``), overlapping the
+    first class's passwords; the fonts are removed by ``close``.
+    """
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slips")
+        self._fonts: Future[FontSet] = self._pool.submit(self._prepare, list(texts))
+
+    @staticmethod
+    def _prepare(texts: list[str]) -> FontSet:
+        from mimsdir import pdfs
+
+        return pdfs.FontSet(texts)
+
+    def _render(self, slips: list[SlipData]) -> bytes:
+        from mimsdir import pdfs  # looked up at run time: the tests stand in for render_slips
+
+        return pdfs.render_slips(slips, fonts=self._fonts.result())
+
+    def submit(self, slips: list[SlipData]) -> Future[bytes]:
+        """Queue one PDF's slips; the PDF (or the error) comes from the future's result()."""
+        return self._pool.submit(self._render, slips)
+
+    def close(self) -> None:
+        """Wait for the slips being laid out (queued ones are dropped), remove the fonts."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        fonts = self._fonts
+        if fonts.done() and not fonts.cancelled() and fonts.exception() is None:
+            fonts.result().close()
+
+
 def apply_plan(plan: Plan, connect: Callable[[], Conn], *, slips_dir: Path, school_names:
                dict[str, str] | None = None, window: int = 32, retries: int = 4,
                password_length: int = 9, progress: Callable[[int], None] | None = None,
                sleep: Callable[[float], None] | None = None,
                pools: Pools | None = None) -> ApplyResult:
     # fpdf2 takes a fifth of a second to import: only runs that write slips pay for it.
-    from mimsdir.pdfs import SlipData, render_slips, write_secret_file
+    from mimsdir.pdfs import SlipData, write_secret_file
 
     result = ApplyResult()
     uid_count, new_groups = numbers_needed(plan)
@@ -99,10 +152,22 @@ def apply_plan(plan: Plan, connect: Callable[[], Conn], *, slips_dir: Path, scho
                 progress(len(new_groups))
     by_key: dict[tuple[str, str], Change] = {}
     failed: set[str] = set()
+    # Step 2-3 book-keeping: the class of each student given a password, how many of a
+    # class's passwords slapd has yet to answer, and the class's slips being laid out.
+    class_of: dict[str, tuple[str, str]] = {}
+    awaited: dict[tuple[str, str], int] = {}
+    on_class_done: list[Callable[[tuple[str, str]], None]] = []
 
     def done(op: Op, err: MimsError | None) -> None:
         if progress:
             progress(1)
+        if op.tag == "password":
+            key = class_of[op.key]
+            awaited[key] -= 1
+            if err is not None:
+                failed.add(op.key)
+            if not awaited[key]:
+                on_class_done[0](key)
         change = by_key.get((op.key, op.tag))
         if err is None:
             if change is not None:
@@ -113,6 +178,7 @@ def apply_plan(plan: Plan, connect: Callable[[], Conn], *, slips_dir: Path, scho
         result.failures.append(f"{op.key}{where}: {err}")
 
     pipe = Pipeline(connect, window=window, retries=retries, on_done=done, sleep=sleep)
+    renderer: _SlipRenderer | None = None
     try:
         # 1. Roster writes.
         for c in plan.changes:
@@ -127,36 +193,61 @@ def apply_plan(plan: Plan, connect: Callable[[], Conn], *, slips_dir: Path, scho
                 pipe.submit(Op(c.uid, "modify", c.dn, modlist(c), tag=c.kind))
         pipe.flush()
 
-        # 2. Passwords for new students and for credentials left pending by a killed run.
+        # 2. Passwords for new students and for credentials left pending by a killed run,
+        # class by class (one PDF per school and class); a class whose passwords slapd has
+        # all answered is laid out (3, in memory) while slapd hashes the next classes'.
         targets = [c for c in plan.changes
                    if (c.kind == CREATE and c.uid not in failed) or c.kind == REISSUE]
-        passwords: dict[str, str] = {}
-        for c in targets:
-            pw = generate_default_password(password_length)
-            passwords[c.uid] = pw
-            if c.kind == REISSUE:
-                by_key[(c.uid, REISSUE)] = c
-            pipe.submit(Op(c.uid, "passwd", c.dn, pw, tag="password"))
-        pipe.flush()
-        issued = [c for c in targets if c.uid not in failed]
-
-        # 3. Slips, durably, one PDF per school and class.
-        # Microseconds: two runs in one second must never overwrite each other's slips.
-        stamp = datetime.now().strftime("%Y%m%dT%H%M%S.%f")
         groups: dict[tuple[str, str], list[Change]] = {}
-        for c in issued:
+        for c in targets:
             groups.setdefault((c.school, c.class_name), []).append(c)
-        for (school, class_name), members in sorted(groups.items()):
+        passwords: dict[str, str] = {}
+        pdfs: dict[tuple[str, str], Future[bytes]] = {}
+        if targets:
+            renderer = _SlipRenderer([v for c in targets for v in (
+                c.name, c.class_name, c.mail, (school_names or {}).get(c.school, c.school))])
+
+        def lay_out(key: tuple[str, str]) -> None:
+            school, class_name = key
+            members = [c for c in groups[key] if c.uid not in failed]
+            if not members or renderer is None:
+                return
             slips = [SlipData(name=c.name, display_name="", class_name=class_name,
                               login_id=c.mail, password=passwords[c.uid],
                               school=(school_names or {}).get(school, school))
                      for c in sorted(members, key=lambda m: m.name.lower())]
+            pdfs[key] = renderer.submit(slips)
+
+        on_class_done.append(lay_out)
+        for key, members in sorted(groups.items()):
+            awaited[key] = len(members)
+            for c in members:
+                pw = generate_default_password(password_length)
+                passwords[c.uid] = pw
+                class_of[c.uid] = key
+                if c.kind == REISSUE:
+                    by_key[(c.uid, REISSUE)] = c
+                pipe.submit(Op(c.uid, "passwd", c.dn, pw, tag="password"))
+        pipe.flush()
+        issued = [c for c in targets if c.uid not in failed]
+
+        # 3. Slips, durably, one PDF per school and class, in the order of their names.
+        # Microseconds: two runs in one second must never overwrite each other's slips.
+        stamp = datetime.now().strftime("%Y%m%dT%H%M%S.%f")
+        for (school, class_name), rendered in sorted(pdfs.items()):
+            try:
+                data = rendered.result()  # the thread's error, if any, is raised here
+            except Exception as exc:
+                exc.add_note(f"laying out the slips of school {school}, class {class_name}: "
+                             "no credential of this run is cleared; the next run issues new "
+                             "ones")
+                raise
             folder = slips_dir / school
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             path = folder / _slip_name(school, class_name, stamp)
             if path.exists():  # the same microsecond twice: keep both slips
                 path = path.with_name(f"{path.stem}-{os.getpid()}.pdf")
-            write_secret_file(path, render_slips(slips))
+            write_secret_file(path, data)
             result.slips.append(str(path))
         passwords.clear()
 
@@ -175,6 +266,8 @@ def apply_plan(plan: Plan, connect: Callable[[], Conn], *, slips_dir: Path, scho
         exc.partial = result  # type: ignore[attr-defined]
         raise
     finally:
+        if renderer is not None:
+            renderer.close()
         result.reconnects = pipe.reconnects
         pipe.close()
     return result
