@@ -362,22 +362,36 @@ class Conn:
 
     def search_paged(self, base: str, scope: int, filterstr: str, attrs: Sequence[str] | None,
                      doing: str, page_size: int = 1000) -> Iterator[Entry]:
-        """Every matching entry, fetched in pages so a national directory fits in memory."""
+        """Every matching entry, fetched in pages so a national directory fits in memory.
+
+        The next page is asked for before this one is handed out: slapd reads it while the
+        caller works on this one (a national listing took the sum of both before)."""
         ctrl = SimplePagedResultsControl(True, size=page_size, cookie="")
-        while True:
+        wanted = list(attrs) if attrs else None
+
+        def ask() -> int:
             with attempting(doing):
-                msgid = self.lo.search_ext(base, scope, filterstr,
-                                           list(attrs) if attrs else None,
-                                           serverctrls=[ctrl, *self._proxy])
-                _, rdata, _, sctrls = self.lo.result3(msgid)
-            for dn, a in rdata:
-                if dn:
-                    yield dn, a
-            cookie = next((c.cookie for c in sctrls
-                           if c.controlType == SimplePagedResultsControl.controlType), b"")
-            if not cookie:
-                return
-            ctrl.cookie = cookie
+                return int(self.lo.search_ext(base, scope, filterstr, wanted,
+                                              serverctrls=[ctrl, *self._proxy]))
+
+        msgid: int | None = ask()
+        try:
+            while msgid is not None:
+                with attempting(doing):
+                    _, rdata, _, sctrls = self.lo.result3(msgid)
+                msgid = None
+                cookie = next((c.cookie for c in sctrls
+                               if c.controlType == SimplePagedResultsControl.controlType), b"")
+                if cookie:
+                    ctrl.cookie = cookie
+                    msgid = ask()
+                for dn, a in rdata:
+                    if dn:
+                        yield dn, a
+        finally:
+            if msgid is not None:  # the caller stopped early: the page asked for is not read
+                with contextlib.suppress(ldap.LDAPError):
+                    self.lo.abandon_ext(msgid)
 
     def get(self, dn: str, attrs: Sequence[str] | None, doing: str) -> Attrs | None:
         try:

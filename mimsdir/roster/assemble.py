@@ -39,18 +39,16 @@ def _kept(item: Checked) -> _Kept:
                  item.school_code)
 
 
-def _check(item: Candidate | QuietRow, allowed_domains: Sequence[str] | None) -> _Kept:
+def _check(item: Candidate | QuietRow, allowed_domains: Sequence[str] | None
+           ) -> _Kept | QuietRow:
     if isinstance(item, QuietRow):
         # The rules passed these very cells last time and would again: the keys the cross-row
-        # rules need are those of the student the row matched (the same id and email).
-        k = item.known
-        mail = (k.mail or "").lower()
-        return _Kept(item.source, item.line, k.uid, mail, False, None, (), k.uid, mail or None,
-                     k.school, item)
+        # rules need are those of the student the row matched (QuietRow's own properties).
+        return item
     return _kept(check_candidate(item, allowed_domains))
 
 
-def _others(this: _Kept, others: Sequence[_Kept]) -> str:
+def _others(this: _Kept | QuietRow, others: Sequence[_Kept | QuietRow]) -> str:
     """ "line 4" / "lines 4, 9" in the same file; "users.csv:3" for another file."""
     here = [str(o.line) for o in others if o.source == this.source]
     elsewhere = [f"{o.source}:{o.line}" for o in others if o.source != this.source]
@@ -59,8 +57,8 @@ def _others(this: _Kept, others: Sequence[_Kept]) -> str:
 
 
 def _flag_duplicates(
-    checked: Sequence[_Kept],
-    key: Callable[[_Kept], str | None],
+    checked: Sequence[_Kept | QuietRow],
+    key: Callable[[_Kept | QuietRow], str | None],
     field: str,
     out: dict[int, list[RowError]],
 ) -> None:

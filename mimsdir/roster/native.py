@@ -59,8 +59,8 @@ def _candidates(source: str, table: LazyTable,
     for row in table.rows:
         if only_lines is not None and row.line not in only_lines:
             continue
-        if row.quiet is not None and row.raw is not None:
-            yield QuietRow(source, row.line, row.quiet, row.raw)
+        if row.quiet is not None:
+            yield QuietRow(source, row.line, row.quiet)
             continue
         yield row_candidate(
             source,

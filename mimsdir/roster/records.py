@@ -72,6 +72,8 @@ class Known(Protocol):
     def school(self) -> str: ...
     @property
     def teacher(self) -> str | None: ...  # the form teacher's email the row named
+    @property
+    def raw(self) -> bytes | None: ...  # the digest of that row's raw cells
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +86,43 @@ class QuietRow:
     source: str
     line: int
     known: Known
-    raw: bytes
+
+    @property
+    def raw(self) -> bytes:
+        """The digest of the row's raw cells: the one the last run recorded (it matched)."""
+        assert self.known.raw is not None
+        return self.known.raw
+
+    # What the cross-row rules read of a row (``assemble``): a quiet row's id and email are
+    # its student's (the rules passed these cells and found that student), so half a million
+    # quiet rows need no record of their own while duplicates are looked for.
+    departs = False
+    student = None
+    errors: tuple[RowError, ...] = ()
+
+    @property
+    def raw_id(self) -> str:
+        return self.known.uid
+
+    @property
+    def raw_email(self) -> str:
+        return (self.known.mail or "").lower()
+
+    @property
+    def student_id(self) -> str:
+        return self.known.uid
+
+    @property
+    def email(self) -> str | None:
+        return (self.known.mail or "").lower() or None
+
+    @property
+    def school_code(self) -> str:
+        return self.known.school
+
+    @property
+    def quiet(self) -> QuietRow:
+        return self
 
 
 @dataclass(frozen=True, slots=True)

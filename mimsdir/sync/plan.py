@@ -211,13 +211,16 @@ def plan_sync(
 
     for q in quiet_rows:
         key = q.known.uid.lower()
-        digest = quiet.get(key)
-        if digest is None:
+        if key not in quiet or students.get(key) is not q.known:
             raise ValueError(f"{q.source}:{q.line}: a quiet row for a student not known quiet")
-        # Still converged, as the view records it already: not repeated in ``converged``.
-        seen.add(key)
+        # Still converged, as the view records it already: not repeated in ``converged``, and
+        # not in ``seen`` either (half a million keys): its student is the ``Remembered`` one.
         plan.unchanged += 1
         plan.quiet_rows += 1
+    remembered = sum(1 for s in students.values() if isinstance(s, Remembered))
+    if remembered != len(quiet_rows):
+        raise ValueError(f"{remembered} students not read in full for {len(quiet_rows)} "
+                         "quiet rows")
 
     for r in rows:
         key = r.student_id.lower()
@@ -276,7 +279,10 @@ def plan_sync(
                              f"{count} student(s) keep their current form teacher")
 
     departed = {d.lower() for d in roster.departed_ids}
-    for key in sorted(students.keys() - seen):  # a national night sees nearly everyone
+    # A national night sees nearly everyone: the quiet rows' students (``Remembered``, one
+    # for each quiet row, as counted above) and the rows' keys are left out before sorting.
+    for key in sorted(k for k, v in students.items()
+                      if k not in seen and not isinstance(v, Remembered)):
         s = _in_full(students[key])
         assert s is not None
         if s.school.upper() not in in_scope:

@@ -221,11 +221,12 @@ def list_ahead(cfg: Config, opts: SyncOptions) -> Future[Listing] | None:
 
 
 def make_plan(cfg: Config, opts: SyncOptions, roster: Roster,
-              ahead: Future[Listing] | None = None,
+              ahead: list[Future[Listing]] | None = None,
               prior: tuple[Path, View] | None = None) -> tuple[Plan, Callable[[], None]]:
     """The plan, and what saves the view for the next run (``sync/view.py``): called only
     by a run that goes on to apply (a dry run or a refusal leaves the state dir alone).
-    ``ahead``: the listing of every student, started by ``list_ahead``; ``prior``: the view
+    ``ahead``: the listing of every student, started by ``list_ahead``, in a list the plan
+    empties (half a million entries, not kept past their use); ``prior``: the view
     the roster was read with (``prior_view``), if it is this scope's."""
     dns = Dns(cfg.ldap.base_dn)
     scope = scope_of(roster, opts.school)
@@ -243,8 +244,8 @@ def make_plan(cfg: Config, opts: SyncOptions, roster: Roster,
                            roster_mails=[s.email for s in roster.students],
                            teacher_mails=[*(s.form_teacher_email for s in roster.students
                                             if s.form_teacher_email), *quiet_teachers],
-                           view=view, claimed={q.known.dn for q in roster.quiet},
-                           every_student=(ahead.result() if ahead is not None and len(view)
+                           view=view,
+                           every_student=(ahead.pop().result() if ahead and len(view)
                                           and len(scope) > MAX_SCHOOLS_IN_FILTER else None))
     context = planning_context(cfg, state)
     if view.context != context:
@@ -253,7 +254,8 @@ def make_plan(cfg: Config, opts: SyncOptions, roster: Roster,
     still, again = _still_quiet(roster, state)
     if again:
         roster = _read_again(cfg, opts, roster, again)
-    quiet_in_scope = sum(1 for q in still if q.known.school in scope)
+    in_scope = set(scope)
+    quiet_in_scope = sum(1 for q in still if q.known.school in in_scope)
     state = _in_full(state, view, still)
     converged: dict[str, str] = {}
     converged_raw: dict[str, tuple[bytes, str | None]] = {}
@@ -358,12 +360,15 @@ def _run(cfg: Config, opts: SyncOptions,
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise UsageError(f"{opts.apply_plan}: not a readable plan ({exc})") from None
             return plan, sum(plan.rows_by_school.values()), plan.roster, _nothing
-        ahead = list_ahead(cfg, opts)
+        listing = list_ahead(cfg, opts)
+        ahead = [listing] if listing is not None else None
+        del listing
         prior = prior_view(cfg, opts)
         # Every row's raw digest is taken (an empty ``known``) so the next night can use them.
         known = (prior[1].known() if prior is not None
                  else {} if raw_rows_apply(opts) else None)
         roster = _read(cfg, opts, known=known)
+        del known  # the reader's index of the view: not needed past the roster
         plan, remember = make_plan(cfg, opts, roster, ahead, prior)
         return plan, len(roster.students) + len(roster.quiet), str(opts.roster), remember
 

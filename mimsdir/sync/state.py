@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import ldap
 import ldap.dn
@@ -108,7 +108,7 @@ def list_csns(conn: Conn, dns: Dns, flt: str) -> Listing:
     """(DN, entryCSN, school code) of every student the filter matches: what
     ``_read_changed`` compares with the view. Run ahead in a thread by ``sync/run.py`` for a
     national roster."""
-    return [(dn, _first(a, "entryCSN"), (_first(a, "mimsSchoolCode") or "").upper())
+    return [(dn, _first(a, "entryCSN"), sys.intern((_first(a, "mimsSchoolCode") or "").upper()))
             for dn, a in conn.search_paged(dns.students, ldap.SCOPE_ONELEVEL, flt,
                                            ["entryCSN", "mimsSchoolCode"],
                                            "listing the students in scope")]
@@ -150,14 +150,12 @@ def _read_changed(conn: Conn, dns: Dns, flt: str, view: View, wanted: set[str],
 
 def read_state(conn: Conn, dns: Dns, scope: Sequence[str], roster_uids: Iterable[str],
                roster_mails: Iterable[str], teacher_mails: Iterable[str],
-               view: View | None = None, every_student: Listing | None = None,
-               claimed: Collection[str] = frozenset()) -> DirectoryState:
+               view: View | None = None, every_student: Listing | None = None
+               ) -> DirectoryState:
     """What the planner needs. With ``view`` (mimsdir/sync/view.py), the students in scope
     whose entryCSN has not moved since the view was taken are not read again.
     ``every_student``: ``list_csns`` of EVERY_STUDENT taken already (used when the scope
-    lists every student too). ``claimed``: the DNs of the students that quiet roster rows
-    name: their emails are left out of ``mail_owners`` (another row with the same email is
-    a duplicate of the quiet row, refused before planning)."""
+    lists every student too)."""
     students: dict[str, DirStudent | Remembered] = {}
     quiet: dict[str, str] = {}
     reused = fetched = 0
@@ -184,22 +182,25 @@ def read_state(conn: Conn, dns: Dns, scope: Sequence[str], roster_uids: Iterable
                                  ATTRS, "looking up roster students in other schools"):
             s = to_student(dn, a)
             students[s.uid.lower()] = s
-    owners = {s.mail.lower(): s.uid for s in students.values()
-              if s.mail and not (isinstance(s, Remembered) and s.dn in claimed)}
-    unknown = sorted({m.lower() for m in roster_mails} - set(owners))
+    # Only the roster's emails: a national directory's every mail would be a dictionary of
+    # half a million entries, to answer for the few rows that are not quiet.
+    wanted_mails = {m.lower() for m in roster_mails}
+    owners = {low: s.uid for s in students.values()
+              if s.mail and (low := s.mail.lower()) in wanted_mails}
+    unknown = sorted(wanted_mails - set(owners))
     for chunk in _chunks(unknown):
         for dn, a in conn.search(dns.students, ldap.SCOPE_ONELEVEL, filter_any("mail", chunk),
                                  ["uid", "mail"], "looking up roster emails"):
-            mail = first(a, "mail")
-            if mail:
-                owners[mail.lower()] = first(a, "uid") or dn
+            got = first(a, "mail")
+            if got:
+                owners[got.lower()] = first(a, "uid") or dn
     teachers: dict[str, str] = {}
     for chunk in _chunks(sorted({t.lower() for t in teacher_mails})):
         for dn, a in conn.search(dns.staff, ldap.SCOPE_SUBTREE, filter_any("mail", chunk),
                                  ["mail"], "looking up form teachers"):
-            mail = first(a, "mail")
-            if mail:
-                teachers[mail.lower()] = dn
+            got = first(a, "mail")
+            if got:
+                teachers[got.lower()] = dn
     groups = {name: str(gid) for name, gid in read_groups(conn, dns).items()}
     return DirectoryState(students=students, mail_owners=owners, teachers=teachers,
                           groups=groups, reused=reused, fetched=fetched, quiet=quiet)

@@ -32,7 +32,7 @@ from mimsdir.errors import RefusedError
 from mimsdir.sync.model import DirStudent, Remembered
 
 #: Bump when the meaning of a stored row changes.
-FORMAT = 5
+FORMAT = 6
 _FIELDS = tuple(f.name for f in fields(DirStudent))
 _ROW = attrgetter(*_FIELDS)
 
@@ -106,8 +106,11 @@ class View:
                                       "read it; nothing was written. Run the sync again")
                 for s in items:
                     fh.seek(s.offset)
-                    head, tab, record = fh.readline().partition(b"\t")
-                    if not tab or json.loads(head)[1] != s.dn:
+                    try:
+                        head, record = _split_line(fh.readline())
+                    except ValueError:
+                        head, record = [], b""
+                    if not head or head[1] != s.dn:
                         raise ViewChanged(f"{self.path}: damaged; delete it and run again")
                     use(s, record)
         except OSError as exc:
@@ -139,6 +142,33 @@ class View:
         return out
 
 
+_HEAD = 9  # uid, DN, mail, school, status, entryCSN, digest, raw digest (hex), teacher
+
+
+def _head_bytes(values: Sequence[str | None]) -> bytes:
+    """A line's head: tab-separated (``""`` for None: none of them is ever empty), or a JSON
+    array where a value holds a tab, a line break or a backslash, or the uid starts like
+    one (a DN could, in principle)."""
+    if any(v and ("\t" in v or "\n" in v or "\r" in v or "\\" in v) for v in values) or (
+            (values[0] or "").startswith("[")):
+        return json.dumps(list(values), ensure_ascii=False, separators=(",", ":")).encode()
+    return "\t".join(v or "" for v in values).encode()
+
+
+def _split_line(line: bytes) -> tuple[list[str | None], bytes]:
+    """(head values, the full record) of one line of the file."""
+    if line.startswith(b"["):
+        part, tab, record = line.partition(b"\t")
+        head = json.loads(part)
+    else:
+        *fields, record_text = line.decode("utf-8").split("\t", _HEAD)
+        head = [v or None for v in fields]
+        record, tab = record_text.encode(), b"\t"
+    if not tab or len(head) != _HEAD:
+        raise ValueError("a line without its record")
+    return head, record
+
+
 def _stamp(st: os.stat_result) -> tuple[int, int, int]:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
@@ -158,10 +188,14 @@ def load_view(path: Path, base_dn: str, attrs: Sequence[str]) -> View:
             students = view.students
             offset = len(first)
             for line in fh:
-                part, tab, _ = line.partition(b"\t")
-                if not tab:
-                    raise ValueError("a line without its record")
-                uid, dn, mail, school, status, csn, digest, raw, teacher = json.loads(part)
+                if line.startswith(b"["):
+                    head, _ = _split_line(line)
+                else:  # the common case, inline: half a million lines
+                    *head, record = line.decode("utf-8").split("\t", _HEAD)
+                    if not record:
+                        raise ValueError("a line without its record")
+                    head = [v or None for v in head]
+                uid, dn, mail, school, status, csn, digest, raw, teacher = head
                 students[dn] = Remembered(
                     uid, dn, mail, intern(school), intern(status), csn, digest,
                     bytes.fromhex(raw) if raw is not None else None,
@@ -202,9 +236,9 @@ def save_view(path: Path, base_dn: str, attrs: Sequence[str],
                         digest, raw, teacher = s.digest, s.raw, s.teacher
                 else:
                     record = dumps(list(_ROW(s))).encode()
-                head = [s.uid, s.dn, s.mail, s.school, s.status, s.csn, digest,
-                        raw.hex() if raw else None, teacher]
-                fh.write(dumps(head).encode() + b"\t" + record + b"\n")
+                head = _head_bytes([s.uid, s.dn, s.mail, s.school, s.status, s.csn, digest,
+                                    raw.hex() if raw else None, teacher])
+                fh.write(head + b"\t" + record + b"\n")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
