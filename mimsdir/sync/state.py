@@ -119,10 +119,15 @@ def _read_changed(conn: Conn, dns: Dns, flt: str, view: View, wanted: set[str],
                   ) -> tuple[list[DirStudent | Remembered], int]:
     """The students of the ``wanted`` schools, from the view where their entryCSN has not
     moved: (students, how many were read in full). ``listing``: ``list_csns`` of ``flt``,
-    if already taken. Students of other schools are not read at all."""
+    if already taken (it is emptied). Students of other schools are not read at all."""
     kept: list[DirStudent | Remembered] = []
     stale: list[str] = []
-    for dn, csn, school in listing if listing is not None else list_csns(conn, dns, flt):
+    entries = listing if listing is not None else list_csns(conn, dns, flt)
+    # Taken apart as it is read (the listing is the caller's no longer): half a million
+    # entryCSNs are freed as the students they name are found, not after.
+    entries.reverse()
+    while entries:
+        dn, csn, school = entries.pop()
         if school not in wanted:
             continue
         known = unchanged(view, dn, csn)
