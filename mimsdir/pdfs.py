@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +34,7 @@ from fpdf import FPDF
 from fpdf.enums import Align, MethodReturnValue, WrapMode, XPos, YPos
 from fpdf.fonts import TTFFont
 
-from mimsdir.errors import ExitCode, MimsError
+from mimsdir.secret_docs import CardData, FontMissing, SlipData, write_secret_file
 
 __all__ = [
     "FONT_DIRS",
@@ -51,11 +49,7 @@ __all__ = [
 ]
 
 
-class FontMissing(MimsError):
-    """A font (or the text shaper) that cards and slips need is not installed."""
 
-    exit_code = ExitCode.USAGE
-    code = "font-missing"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -483,24 +477,6 @@ def _fit_scale(measure: Callable[[float], bool], what: str) -> float:
 # Cards
 
 
-@dataclass
-class CardData:
-    """One student's pre-set challenge card (P2-P3). `questions` holds (question text, answer)."""
-
-    name: str
-    display_name: str
-    school: str
-    class_name: str
-    login_id: str
-    questions: list[tuple[str, str]]
-
-    def __repr__(self) -> str:  # never show the answers in a traceback or a log
-        return (
-            f"CardData(name={self.name!r}, class_name={self.class_name!r}, "
-            f"login_id={self.login_id!r}, questions=<{len(self.questions)} hidden>)"
-        )
-
-
 CARD_LINES = (
     "Keep this card secret. Do not show it to your friends.",
     "Forgot your password? Answer these questions at the MIMS portal to make a new one.",
@@ -618,24 +594,6 @@ def render_cards(
 
 # ---------------------------------------------------------------------------------------------
 # Slips
-
-
-@dataclass
-class SlipData:
-    """One student's default-password slip."""
-
-    name: str
-    display_name: str
-    class_name: str
-    login_id: str
-    password: str
-    school: str
-
-    def __repr__(self) -> str:  # never show the password in a traceback or a log
-        return (
-            f"SlipData(name={self.name!r}, class_name={self.class_name!r}, "
-            f"login_id={self.login_id!r}, password=<hidden>)"
-        )
 
 
 SLIP_RULE = "You MUST change this password the first time you sign in to the MIMS portal."
@@ -757,48 +715,3 @@ def render_slips(
         _slip_body(pdf, item, title, cx, top, cw, bottom, scale, True)
 
     return _output(pdf, lambda pdf: _tiles(pdf, list(slips), 2, 4, draw_slip))
-
-
-# ---------------------------------------------------------------------------------------------
-# Files
-
-
-def write_secret_file(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write `data` to `path` atomically, readable by the owner only (mode 0600).
-
-    The bytes go to a new temp file in the same directory, created with O_EXCL and mode 0600
-    (so it is never readable by others, not even for a moment), fsynced, then renamed over
-    `path`; the directory is fsynced so the rename survives a crash. A crash leaves either the
-    old file or the whole new one, never half a PDF. An existing file at `path` is replaced.
-    """
-    target = Path(path)
-    directory = target.parent
-    flags = (
-        os.O_WRONLY
-        | os.O_CREAT
-        | os.O_EXCL
-        | getattr(os, "O_NOFOLLOW", 0)
-        | getattr(os, "O_CLOEXEC", 0)
-    )
-    tmp = directory / f".{target.name}.{secrets.token_hex(8)}.tmp"
-    fd = os.open(tmp, flags, 0o600)
-    try:
-        try:
-            os.fchmod(fd, 0o600)  # the umask can only have removed bits; make it exact
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

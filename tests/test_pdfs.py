@@ -561,3 +561,17 @@ def test_a_font_set_removes_the_fonts_of_a_killed_process(
         assert fonts.directory.name.startswith(f"mimsdir-fonts-{os.getpid()}-")
     assert not orphan.exists()
     assert alive.exists() and other.exists()
+
+
+def test_the_cli_loads_no_pdf_code_until_a_pdf_is_drawn() -> None:
+    """fpdf2, fontTools and Pillow cost a nightly sync 30 MB and a third of a second: only a
+    command that draws a card or a slip imports them (mimsdir/secret_docs.py)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import mimsdir.cli, mimsdir.sync.run, mimsdir.staff.cards, "
+            "mimsdir.staff.credentials; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'fpdf', 'fontTools', 'PIL'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"

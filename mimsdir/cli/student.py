@@ -18,7 +18,7 @@ from mimsdir.cli.staff import (
     finish_batch,
 )
 from mimsdir.ldapio import Conn
-from mimsdir.pdfs import SlipData
+from mimsdir.secret_docs import SlipData
 from mimsdir.staff import credentials
 from mimsdir.staff.lookup import (
     Lockouts,

@@ -23,13 +23,20 @@ from mimsdir.challenge import DEFAULT_QUESTIONS, ChallengeHasher, Question, enco
 from mimsdir.config import Config
 from mimsdir.errors import DirectoryUnavailable, MimsError
 from mimsdir.ldapio import Conn
-from mimsdir.pdfs import CardData, render_cards
+from mimsdir.secret_docs import CardData
 from mimsdir.staff.credentials import BatchResult, Modlist
 from mimsdir.staff.model import CARD_LEVELS, RowError, StudentRecord, sort_key
 from mimsdir.staff.secret_output import StagedSecretFile
 from mimsdir.wordlist import generate_card_answer
 
 CARD_TITLE = "My MIMS card"
+
+
+def render_cards(cards: list[CardData], title: str) -> bytes:
+    """``pdfs.render_cards``, imported when a card is drawn (the PDF code is heavy)."""
+    from mimsdir import pdfs
+
+    return pdfs.render_cards(cards, title)
 
 
 def catalogue(cfg: Config) -> tuple[Question, ...]:

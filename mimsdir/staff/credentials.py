@@ -32,7 +32,7 @@ from mimsdir.config import Config
 from mimsdir.directory.slapdconf import Dns
 from mimsdir.errors import AccessDenied, DirectoryUnavailable, MimsError, NotFound
 from mimsdir.ldapio import Conn
-from mimsdir.pdfs import SlipData, render_slips
+from mimsdir.secret_docs import SlipData
 from mimsdir.session_records import end_sessions
 from mimsdir.staff.model import RowError, StudentRecord, sort_key
 from mimsdir.staff.secret_output import StagedSecretFile
@@ -41,6 +41,13 @@ from mimsdir.wordlist import generate_default_password
 Modlist = list[tuple[int, str, Any]]
 
 SLIP_TITLE = "Your MIMS password"
+
+
+def render_slips(slips: list[SlipData], title: str) -> bytes:
+    """``pdfs.render_slips``, imported when a slip is drawn (the PDF code is heavy)."""
+    from mimsdir import pdfs
+
+    return pdfs.render_slips(slips, title)
 
 
 # -- pure: what to write ------------------------------------------------------------------

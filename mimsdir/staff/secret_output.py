@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 
 from mimsdir.errors import UsageError
-from mimsdir.pdfs import write_secret_file
+from mimsdir.secret_docs import write_secret_file
 
 
 class StagedSecretFile:
