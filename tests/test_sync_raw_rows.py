@@ -189,3 +189,63 @@ def test_a_roster_changed_between_two_reads_is_refused(
     first = sync_run._read(slapd, opts, known={})
     with pytest.raises(RosterError, match="changed while it was being read"):
         sync_run._read_again(slapd, opts, first, [stale])
+
+
+def test_a_refusal_planned_from_the_view_heads_reports_what_the_full_plan_would(
+        slapd: Config, school: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Students no row names any more are planned from their view heads when the guards
+    refuse: the refusal costs no more than a quiet night, and says exactly what the full plan
+    says (the same counts, the same reasons)."""
+    rows = school_rows(school, 20)
+    roster = write_roster(tmp_path / "r.csv", rows)
+    for _ in range(2):
+        assert run_sync(slapd, roster, tmp=tmp_path).code == 0
+    before = school_entries(slapd, school)
+    monkeypatch.setattr(sync_run, "HEADS_FLOOR", 0)
+    calls: list[int] = []
+    real = sync_run.plan_sync
+
+    def counting(*args, **kw):  # type: ignore[no-untyped-def]
+        calls.append(len(kw.get("unread", ())))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(sync_run, "plan_sync", counting)
+    write_roster(roster, rows[:12])  # 8 of 20 gone: more than 5% would be disabled
+    refused = run_sync(slapd, roster, "--max-disable", "5%", tmp=tmp_path)
+    assert refused.code == 3 and calls == [8]  # the heads plan alone
+    full = run_sync(slapd, roster, "--max-disable", "5%", "--dry-run", "--force",
+                    tmp=tmp_path)
+    assert calls[-1] == 0  # forced: the full plan
+    for key in ("planned", "planned_by_school", "scope_active_before", "refused",
+                "protected_from_disable", "row_errors"):
+        assert refused.report[key] == full.report[key], key
+    assert refused.report["planned"]["disable"] == 8
+    assert school_entries(slapd, school) == before  # nothing written
+    # Within the limits the heads plan is only a count: the full plan is made and applied.
+    write_roster(roster, rows[:18])
+    applied = run_sync(slapd, roster, "--max-disable", "2", tmp=tmp_path)
+    assert applied.code == 0 and calls[-2:] == [2, 0]
+    left = {uid for uid, e in school_entries(slapd, school).items()
+            if e["mimsAccountStatus"] == ["left"]}
+    assert left == {r["student_id"] for r in rows[18:]}
+
+
+def test_a_plan_from_heads_neither_purges_nor_takes_a_named_student(slapd: Config) -> None:
+    from datetime import UTC, datetime
+
+    from mimsdir.roster import Roster
+    from mimsdir.sync.plan import DirectoryState, plan_sync
+
+    head = Remembered("A1", "uid=A1,ou=students,dc=x", None, "S", "active", "c", None, None,
+                      None, 0)
+    roster = Roster(students=(), errors=(), warnings=(), schools=frozenset({"S"}), fmt="native",
+                    is_delta=False, departed_ids=frozenset(), row_count_by_school={"S": 0})
+    state = DirectoryState(students={}, mail_owners={}, teachers={})
+    dns = Dns("dc=x")
+    plan = plan_sync(roster, state, dns=dns, now=datetime.now(UTC), unread=[head])
+    assert plan.count("disable") == 1 and plan.scope_active == 1
+    with pytest.raises(ValueError, match="cannot purge"):
+        plan_sync(roster, state, dns=dns, now=datetime.now(UTC), unread=[head], purge=True)
+    named = DirectoryState(students={"a1": head}, mail_owners={}, teachers={})
+    with pytest.raises(ValueError):
+        plan_sync(roster, named, dns=dns, now=datetime.now(UTC), unread=[head])

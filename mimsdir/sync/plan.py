@@ -20,6 +20,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from itertools import chain
 
 from mimsdir.config import PosixConfig
 from mimsdir.directory.slapdconf import Dns, policy_for_level
@@ -169,6 +170,7 @@ def plan_sync(
     posix: PosixConfig | None = None,
     converged: MutableMapping[str, str] | None = None,
     converged_raw: MutableMapping[str, tuple[bytes, str | None]] | None = None,
+    unread: Sequence[Remembered] = (),
 ) -> Plan:
     """Compute every change that makes the directory match the roster, in scope.
 
@@ -185,7 +187,15 @@ def plan_sync(
     the last run found the student to match) must name students in ``state.quiet``: the
     caller has seen that their entries have not changed since (``sync/run.py``). A row whose
     form teacher is not in the directory is never remembered by its raw cells, so its
-    warning is given every night."""
+    warning is given every night.
+
+    ``unread``: students in scope that no row names, known only by their view heads (not in
+    ``state.students``). They are planned from the heads (a disable names its student by uid,
+    and does not know an old leaving date): such a plan counts exactly what the full one
+    would, for guards that refuse it and its report, and is never applied (``sync/run.py``).
+    Not with ``purge`` (a leaving date decides a purge)."""
+    if unread and purge:
+        raise ValueError("a plan from the view's heads cannot purge")
     posix = posix or PosixConfig()
     scope = scope_of(roster, school)
     in_scope = set(scope)
@@ -281,10 +291,19 @@ def plan_sync(
     departed = {d.lower() for d in roster.departed_ids}
     # A national night sees nearly everyone: the quiet rows' students (``Remembered``, one
     # for each quiet row, as counted above) and the rows' keys are left out before sorting.
-    for key in sorted(k for k, v in students.items()
-                      if k not in seen and not isinstance(v, Remembered)):
-        s = _in_full(students[key])
-        assert s is not None
+    heads = {s.uid.lower(): s for s in unread}
+    for key in sorted([*(k for k, v in students.items()
+                         if k not in seen and not isinstance(v, Remembered)), *heads]):
+        head = heads.get(key)
+        if head is not None:
+            if key in seen or key in students:
+                raise ValueError(f"{head.uid}: unread, yet named by a row or read in full")
+            s: DirStudent = DirStudent(uid=head.uid, dn=head.dn, school=head.school, level="",
+                                       status=head.status, mail=head.mail, cn=head.uid)
+        else:
+            full = _in_full(students[key])
+            assert full is not None
+            s = full
         if s.school.upper() not in in_scope:
             continue
         gone = key in departed or not roster.is_delta
@@ -301,7 +320,7 @@ def plan_sync(
         else:
             plan.unchanged += 1
 
-    plan.scope_active = sum(1 for s in students.values()
+    plan.scope_active = sum(1 for s in chain(students.values(), unread)
                             if s.school.upper() in in_scope and s.status == ACTIVE)
     plan.changes.extend(_new_groups(plan.changes, dns))
     plan.changes.sort(key=_order)

@@ -165,6 +165,22 @@ def _still_quiet(roster: Roster, state: DirectoryState) -> tuple[list[QuietRow],
     return still, again
 
 
+#: A plan is first made from the view's heads when more students than this would be read
+#: back only to be planned as disables (a refusal then costs no more than a quiet night).
+HEADS_FLOOR = 1000
+
+
+def _unread(state: DirectoryState, still: list[QuietRow], roster: Roster) -> list[Remembered]:
+    """The students taken from the view that neither a quiet row nor a row read in full
+    names: the ones a plan would disable (or leave as they are)."""
+    if len(still) == state.reused:
+        return []
+    claimed = {id(q.known) for q in still}
+    named = {r.student_id.lower() for r in roster.students}
+    return [s for key, s in state.students.items()
+            if isinstance(s, Remembered) and id(s) not in claimed and key not in named]
+
+
 def _in_full(state: DirectoryState, view: View, still: list[QuietRow]) -> DirectoryState:
     """``state`` with every student read in full from the view but those of quiet rows."""
     if len(still) == state.reused:
@@ -222,12 +238,17 @@ def list_ahead(cfg: Config, opts: SyncOptions) -> Future[Listing] | None:
 
 def make_plan(cfg: Config, opts: SyncOptions, roster: Roster,
               ahead: list[Future[Listing]] | None = None,
-              prior: tuple[Path, View] | None = None) -> tuple[Plan, Callable[[], None]]:
+              prior: tuple[Path, View] | None = None,
+              refuses: Callable[[Plan, int], bool] | None = None
+              ) -> tuple[Plan, Callable[[], None]]:
     """The plan, and what saves the view for the next run (``sync/view.py``): called only
     by a run that goes on to apply (a dry run or a refusal leaves the state dir alone).
     ``ahead``: the listing of every student, started by ``list_ahead``, in a list the plan
     empties (half a million entries, not kept past their use); ``prior``: the view
-    the roster was read with (``prior_view``), if it is this scope's."""
+    the roster was read with (``prior_view``), if it is this scope's. ``refuses``: whether
+    the guards refuse a plan (given the roster's row count): a plan that would disable many
+    students no row names is first made from their view heads, and a refused one is not
+    made again in full (reading them back costs a refusal more than the quiet night)."""
     dns = Dns(cfg.ldap.base_dn)
     scope = scope_of(roster, opts.school)
     view_file = view_path(cfg.path(cfg.sync.state_dir), cfg.ldap.base_dn, scope)
@@ -256,10 +277,25 @@ def make_plan(cfg: Config, opts: SyncOptions, roster: Roster,
         roster = _read_again(cfg, opts, roster, again)
     in_scope = set(scope)
     quiet_in_scope = sum(1 for q in still if q.known.school in in_scope)
+    now = datetime.now(UTC)
+    if refuses is not None and not opts.purge and opts.plan_out is None:
+        unread = _unread(state, still, roster)
+        if len(unread) > HEADS_FLOOR:
+            named = {s.dn for s in unread}
+            lean = replace(state, reused=state.reused - len(unread), students={
+                k: s for k, s in state.students.items()
+                if not (isinstance(s, Remembered) and s.dn in named)})
+            heads = plan_sync(roster, _in_full(lean, view, still), dns=dns, now=now,
+                              school=opts.school, retention_days=cfg.sync.retention_days,
+                              posix=cfg.posix, unread=unread)
+            if refuses(heads, len(roster.students) + len(roster.quiet)):
+                heads.roster = str(opts.roster)
+                heads.read_reused, heads.read_fetched = state.reused, state.fetched
+                return heads, _nothing
     state = _in_full(state, view, still)
     converged: dict[str, str] = {}
     converged_raw: dict[str, tuple[bytes, str | None]] = {}
-    plan = plan_sync(roster, state, dns=dns, now=datetime.now(UTC), school=opts.school,
+    plan = plan_sync(roster, state, dns=dns, now=now, school=opts.school,
                      retention_days=cfg.sync.retention_days, purge=opts.purge, posix=cfg.posix,
                      converged=converged, converged_raw=converged_raw)
 
@@ -369,7 +405,12 @@ def _run(cfg: Config, opts: SyncOptions,
                  else {} if raw_rows_apply(opts) else None)
         roster = _read(cfg, opts, known=known)
         del known  # the reader's index of the view: not needed past the roster
-        plan, remember = make_plan(cfg, opts, roster, ahead, prior)
+
+        def refuses(plan: Plan, rows: int) -> bool:
+            return not opts.force and bool(_guards(cfg, opts, plan, rows, state_dir,
+                                                   str(opts.roster)))
+
+        plan, remember = make_plan(cfg, opts, roster, ahead, prior, refuses)
         return plan, len(roster.students) + len(roster.quiet), str(opts.roster), remember
 
     if opts.dry_run:
