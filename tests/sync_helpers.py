@@ -7,9 +7,10 @@ import contextlib
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import ldap
 from click.testing import CliRunner, Result
@@ -91,3 +92,19 @@ def delete_school(cfg: Config, school: str) -> None:
             c.delete(dn, "cleanup")
         with contextlib.suppress(NotFound):
             c.delete(dns.posix_group(school_group(school)), "cleanup")
+
+
+def school_fixture(prefix: str) -> Any:
+    """A fixture giving a test a school of its own (a fresh code starting with ``prefix``),
+    deleted with its students afterwards."""
+    import uuid
+
+    import pytest
+
+    @pytest.fixture
+    def school(slapd: Config) -> Iterator[str]:
+        code = prefix + uuid.uuid4().hex[:7].upper()
+        yield code
+        delete_school(slapd, code)
+
+    return school

@@ -5,7 +5,6 @@ changed since; everything that could make the same cells read otherwise is in th
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,14 +19,9 @@ from mimsdir.ldapio import Conn
 from mimsdir.roster import QuietRow, RosterError
 from mimsdir.roster.table import raw_digester, stream_table
 from mimsdir.sync.model import Remembered
-from tests.sync_helpers import delete_school, run_sync, school_entries, school_rows, write_roster
+from tests.sync_helpers import run_sync, school_entries, school_fixture, school_rows, write_roster
 
-
-@pytest.fixture
-def school(slapd):  # type: ignore[no-untyped-def]
-    code = "W" + uuid.uuid4().hex[:7].upper()
-    yield code
-    delete_school(slapd, code)
+school = school_fixture("W")
 
 
 @pytest.fixture

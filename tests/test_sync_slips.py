@@ -5,7 +5,6 @@ thread fails the run before any credential is cleared, with no fonts left behind
 from __future__ import annotations
 
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +14,9 @@ from pypdf import PdfReader
 import mimsdir.pdfs
 from mimsdir.ldapio import Op, Pipeline
 from mimsdir.sync import apply
-from tests.sync_helpers import delete_school, row, run_sync, school_entries, write_roster
+from tests.sync_helpers import row, run_sync, school_entries, school_fixture, write_roster
 
-
-@pytest.fixture
-def school(slapd):  # type: ignore[no-untyped-def]
-    code = "L" + uuid.uuid4().hex[:7].upper()
-    yield code
-    delete_school(slapd, code)
+school = school_fixture("L")
 
 
 @pytest.fixture
