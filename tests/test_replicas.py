@@ -34,8 +34,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import ldap
 import pytest
@@ -734,34 +736,46 @@ def _until(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
         time.sleep(0.01)
 
 
+@contextmanager
+def _killed_mid_sync(proc: subprocess.Popen[bytes], victim: Config, name: str, school: str,
+                     tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """SIGKILL ``victim`` once the sync's first students have reached it; the sync must
+    still finish (exit 0): its report, while the victim is down. The victim is started
+    again on the way out, whatever happened."""
+    killed = False
+    try:
+        _until(f"the sync's first students on {name}",
+               lambda: len(school_entries(victim, school)) >= 1)
+        os.kill(server.status(victim).pid, signal.SIGKILL)  # type: ignore[arg-type]
+        killed = True
+        assert proc.poll() is None, f"the sync ended before {name} was killed"
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode() + out.decode()
+        yield json.loads((tmp_path / "report.json").read_text())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        if killed:
+            server.up(victim)
+
+
+def _school_students(tree: dict[str, dict[str, list[bytes]]], school: str
+                     ) -> list[dict[str, list[bytes]]]:
+    return [e for e in tree.values()
+            if [v.decode() for v in e.get("mimsschoolcode", [])] == [school]]
+
+
 @pytest.mark.real_clock
 def test_the_consumer_killed_mid_sync_catches_up_when_restarted(trio: Trio,
                                                                   tmp_path: Path) -> None:
     school = "C" + uuid.uuid4().hex[:6].upper()
     count = 80
     proc = _sync(trio, tmp_path, school, count)
-    killed = False
-    try:
-        # Some of the batch has reached the consumer, and the sync is still writing.
-        _until("the sync's first students on the consumer",
-               lambda: len(school_entries(trio.c, school)) >= 1)
-        os.kill(server.status(trio.c).pid, signal.SIGKILL)  # type: ignore[arg-type]
-        killed = True
-        assert proc.poll() is None, "the sync ended before the consumer was killed"
-        out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err.decode() + out.decode()
-        report = json.loads((tmp_path / "report.json").read_text())
+    # Some of the batch has reached the consumer, and the sync is still writing.
+    with _killed_mid_sync(proc, trio.c, "the consumer", school, tmp_path) as report:
         assert report["applied"]["create"] == count and report["reconnects"] == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-        if killed:
-            server.up(trio.c)
-    tree = _converge(trio)
-    students = [e for e in tree.values()
-                if [v.decode() for v in e.get("mimsschoolcode", [])] == [school]]
-    assert len(students) == count
+    assert len(_school_students(_converge(trio), school)) == count
     # `directory status` shows how far each copy goes: the same contextCSN values now.
     assert server.status(trio.c).context_csns == server.status(trio.a).context_csns != ()
     res = CliRunner().invoke(main, ["--config", str(Path(trio.c.base_path) / "config.yaml"),
@@ -789,16 +803,8 @@ def test_a_provider_killed_mid_sync_the_sync_and_clients_fail_over_then_all_conv
     count = 60
     proc = _sync(trio, tmp_path, school, count)
     client_cfg = str(Path(trio.client.base_path) / "config.yaml")
-    killed = False
-    try:
-        _until("the sync's first writes on a", lambda: len(school_entries(trio.a, school)) >= 1)
-        os.kill(server.status(trio.a).pid, signal.SIGKILL)  # type: ignore[arg-type]
-        killed = True
-        assert proc.poll() is None, "the sync ended before a was killed"
-        out, err = proc.communicate(timeout=120)
+    with _killed_mid_sync(proc, trio.a, "a", school, tmp_path) as report:
         # It went on with b: finished, nothing failed.
-        assert proc.returncode == 0, err.decode() + out.decode()
-        report = json.loads((tmp_path / "report.json").read_text())
         assert report["reconnects"] >= 1 and report["write_failures"] == []
         assert report["applied"]["create"] == count
         assert len(school_entries(trio.b, school)) == count
@@ -821,17 +827,9 @@ def test_a_provider_killed_mid_sync_the_sync_and_clients_fail_over_then_all_conv
         assert uid in res.output
         res = CliRunner().invoke(main, ["--config", client_cfg, "student", "unlock", uid])
         assert res.exit_code == 0, res.output
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-        if killed:
-            server.up(trio.a)
 
     # a is back: all three hold the same data tree, nothing lost.
-    tree = _converge(trio)
-    students = [e for e in tree.values()
-                if [v.decode() for v in e.get("mimsschoolcode", [])] == [school]]
+    students = _school_students(_converge(trio), school)
     assert len(students) == count
     assert not any("mimscredentialpending" in e for e in students)
 
