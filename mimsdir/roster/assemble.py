@@ -29,7 +29,6 @@ class _Kept:
     student_id: str | None
     email: str | None
     school_code: str | None
-    quiet: QuietRow | None = None
 
 
 def _kept(item: Checked) -> _Kept:
@@ -133,8 +132,8 @@ def assemble(
             counts[item.school_code] += 1
         if row_errors:
             continue
-        if item.quiet is not None:
-            quiet.append(item.quiet)
+        if isinstance(item, QuietRow):
+            quiet.append(item)
         elif item.departs and item.student_id:
             departed.add(item.student_id)
         elif item.student is not None:

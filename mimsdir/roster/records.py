@@ -120,10 +120,6 @@ class QuietRow:
     def school_code(self) -> str:
         return self.known.school
 
-    @property
-    def quiet(self) -> QuietRow:
-        return self
-
 
 @dataclass(frozen=True, slots=True)
 class RowError:

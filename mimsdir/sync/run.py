@@ -181,7 +181,7 @@ def _unread(state: DirectoryState, still: list[QuietRow], roster: Roster) -> lis
             if isinstance(s, Remembered) and id(s) not in claimed and key not in named]
 
 
-def _in_full(state: DirectoryState, view: View, still: list[QuietRow]) -> DirectoryState:
+def _read_in_full(state: DirectoryState, view: View, still: list[QuietRow]) -> DirectoryState:
     """``state`` with every student read in full from the view but those of quiet rows."""
     if len(still) == state.reused:
         return state  # every student taken from the view is a quiet row's: a quiet night
@@ -285,14 +285,14 @@ def make_plan(cfg: Config, opts: SyncOptions, roster: Roster,
             lean = replace(state, reused=state.reused - len(unread), students={
                 k: s for k, s in state.students.items()
                 if not (isinstance(s, Remembered) and s.dn in named)})
-            heads = plan_sync(roster, _in_full(lean, view, still), dns=dns, now=now,
+            heads = plan_sync(roster, _read_in_full(lean, view, still), dns=dns, now=now,
                               school=opts.school, retention_days=cfg.sync.retention_days,
                               posix=cfg.posix, unread=unread)
             if refuses(heads, len(roster.students) + len(roster.quiet)):
                 heads.roster = str(opts.roster)
                 heads.read_reused, heads.read_fetched = state.reused, state.fetched
                 return heads, _nothing
-    state = _in_full(state, view, still)
+    state = _read_in_full(state, view, still)
     converged: dict[str, str] = {}
     converged_raw: dict[str, tuple[bytes, str | None]] = {}
     plan = plan_sync(roster, state, dns=dns, now=now, school=opts.school,
