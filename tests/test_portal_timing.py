@@ -11,6 +11,7 @@ and a missing argon2 check (a waiting account).
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -47,6 +48,9 @@ def compare(paths: dict[str, Callable[[int], Callable[[], object]]], reference: 
     action to time."""
     samples: dict[str, list[float]] = {name: [] for name in paths}
     names = list(paths)
+    # The writes just made (the suite before, this test's students) go to disk now, not in
+    # the middle of one path's samples: the kernel's writeback is not what is measured.
+    os.sync()
     for i in range(SAMPLES + 2):
         # Each round starts with another path, so no path is always first (or last) after
         # the untimed preparations: a busy machine's pauses fall on all of them alike.
