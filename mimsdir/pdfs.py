@@ -23,6 +23,8 @@ Cards and slips carry secrets (design-notes §8): they are returned as bytes and
 from __future__ import annotations
 
 import contextlib
+import functools
+import io
 import os
 import shutil
 import tempfile
@@ -150,9 +152,6 @@ class FontSet:
 
     def __init__(self, texts: Iterable[object], font_dirs: Sequence[Path | str] = FONT_DIRS
                  ) -> None:
-        from fontTools import subset as ftsubset
-        from fontTools.ttLib import TTFont
-
         self.font_dirs = tuple(Path(d) for d in font_dirs)
         whole = find_fonts(self.font_dirs)
         self.codepoints = _codepoints(texts) | _ASCII
@@ -165,19 +164,10 @@ class FontSet:
             for family, _style, name, _ in _FONT_FILES:
                 if family in _FALLBACKS[1:] and family not in needed:
                     continue
-                options = ftsubset.Options()
-                options.layout_features = ["*"]
-                options.name_IDs = ["*"]
-                options.name_languages = ["*"]
-                options.notdef_outline = True
-                options.recommended_glyphs = True
-                options.glyph_names = True
-                with TTFont(whole[name], recalcBBoxes=False, recalcTimestamp=False) as font:
-                    subsetter = ftsubset.Subsetter(options)
-                    subsetter.populate(unicodes=self.codepoints)
-                    subsetter.subset(font)
-                    target = self.directory / name
-                    font.save(target)
+                target = self.directory / name
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(_cut(whole[name], _stamp(whole[name]), self.codepoints))
                 self.paths[name] = target
         except BaseException:
             self.close()
@@ -200,6 +190,41 @@ class FontSet:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    """A font file's identity for `_cut`'s memo: a package upgrade changes it."""
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=16)
+def _cut(path: Path, _stamp: tuple[int, int, int], codepoints: frozenset[int]) -> bytes:
+    """One font cut down to `codepoints` (with their layout), as the bytes of a TrueType file.
+
+    Remembered for the life of the process: a sync makes one FontSet, but a process that makes
+    many (the test suite runs hundreds of syncs in one interpreter) would otherwise parse the
+    whole Noto fonts again each time, which was a quarter of the suite's Python time. The memo
+    lives in memory only, like the run's texts it was made from; the files on disk are still
+    removed with their FontSet.
+    """
+    from fontTools import subset as ftsubset
+    from fontTools.ttLib import TTFont
+
+    options = ftsubset.Options()
+    options.layout_features = ["*"]
+    options.name_IDs = ["*"]
+    options.name_languages = ["*"]
+    options.notdef_outline = True
+    options.recommended_glyphs = True
+    options.glyph_names = True
+    out = io.BytesIO()
+    with TTFont(path, recalcBBoxes=False, recalcTimestamp=False) as font:
+        subsetter = ftsubset.Subsetter(options)
+        subsetter.populate(unicodes=codepoints)
+        subsetter.subset(font)
+        font.save(out)
+    return out.getvalue()
 
 
 _FONTS_PREFIX = "mimsdir-fonts-"

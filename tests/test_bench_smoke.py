@@ -12,15 +12,16 @@ import pytest
 from benchmarks import bench, workloads
 from mimsdir.directory import server
 
-pytestmark = [pytest.mark.real_clock, pytest.mark.slow]  # a slapd of its own, ~30 s
+pytestmark = [pytest.mark.real_clock, pytest.mark.slow]  # a slapd of its own, ~15 s
 
 
 def test_first_load_and_sign_ins_are_measured_against_their_floors(tmp_path: Path) -> None:
     b = bench.Bench(50, tmp_path)
     try:
         b.setup()
-        first = b.first_load(10, 1.0)
-        b.signin(clients=8, seconds=2.0)
+        # Short windows: the floors keep both cores busy, and the figures are not checked.
+        first = b.first_load(10, 0.5)
+        b.signin(clients=8, seconds=0.5)
     finally:
         server.down(b.cfg)
     r = b.results
