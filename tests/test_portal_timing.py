@@ -4,9 +4,13 @@ time, measured with enough samples to mean something.
 Method: the paths are sampled round-robin, each round starting with the next path (so a
 slow moment of the machine hits them all alike),
 each sample on a fresh login ID or student (no throttle or slapd delay in the way unless the
-path is the delay itself), and the medians are compared. The tolerance is a few
-milliseconds: the old leaks were 46 ms (disabled and left students), 6-7 ms (an existing ID)
-and a missing argon2 check (a waiting account).
+path is the delay itself), and each path's fast quarter (its 25th percentile) is compared.
+The tolerance is a few milliseconds: the old leaks were 46 ms (disabled and left students),
+6-7 ms (an existing ID) and a missing argon2 check (a waiting account). A leak is work one
+path does and another does not, so it moves every sample of that path, the fastest too;
+the machine's noise only ever adds time, and on a shared VM it came in two modes (a bind
+took 38-47 ms or 52-62 ms at random), which moved a median of 15 samples by 10-15 ms
+while the fast quarter stayed within 2-4 ms.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ from tests.portal_helpers import Browserish, asked_questions, give_answers, make
 from tests.test_portal_flows import start_sspr
 
 pytestmark = [pytest.mark.slow, pytest.mark.timing]
-SAMPLES = 15
-# Medians may differ by this much (and by this fraction of the reference) at most.
+SAMPLES = 24
+# Fast quarters may differ by this much (and by this fraction of the reference) at most.
 TOLERANCE_MS = 4.0
 TOLERANCE_FRACTION = 0.12
 
@@ -43,8 +47,8 @@ def timed(action: Callable[[], object]) -> float:
 
 
 def compare(paths: dict[str, Callable[[int], Callable[[], object]]], reference: str) -> None:
-    """Sample every path SAMPLES times, interleaved; assert every median is the reference's
-    within the tolerance. ``paths[name](i)`` prepares sample i (untimed) and returns the
+    """Sample every path SAMPLES times, interleaved; assert every fast quarter is the
+    reference's within the tolerance. ``paths[name](i)`` prepares sample i (untimed) and returns the
     action to time."""
     samples: dict[str, list[float]] = {name: [] for name in paths}
     names = list(paths)
@@ -59,13 +63,13 @@ def compare(paths: dict[str, Callable[[int], Callable[[], object]]], reference: 
             ms = timed(action)
             if i >= 2:  # the first rounds warm up connections and caches
                 samples[name].append(ms)
-    medians = {name: statistics.median(v) for name, v in samples.items()}
-    ref = medians[reference]
+    fast = {name: statistics.quantiles(v, n=4)[0] for name, v in samples.items()}
+    ref = fast[reference]
     limit = max(TOLERANCE_MS, ref * TOLERANCE_FRACTION)
-    report = ", ".join(f"{n} {m:.1f} ms" for n, m in medians.items())
-    print(f"medians: {report}")  # shown with -s: the figures in docs/security.md
-    for name, median in medians.items():
-        assert abs(median - ref) <= limit, f"{name} differs from {reference}: {report}"
+    report = ", ".join(f"{n} {m:.1f} ms" for n, m in fast.items())
+    print(f"fast quarters: {report}")  # shown with -s: the figures in docs/security.md
+    for name, quarter in fast.items():
+        assert abs(quarter - ref) <= limit, f"{name} differs from {reference}: {report}"
 
 
 def test_sign_in_failures_all_take_the_same_time(app, make, slapd) -> None:  # type: ignore[no-untyped-def]
