@@ -524,6 +524,28 @@ def test_a_font_set_removes_its_files() -> None:
     assert fonts.paths_for(["a"]) is None
 
 
+def test_font_sets_of_one_process_each_hold_their_own_characters() -> None:
+    """Cuts are remembered for the process (`pdfs._cut`): a second run's FontSet with other
+    characters must get fonts cut for those, never the first run's."""
+    from fontTools.ttLib import TTFont
+
+    with FontSet(["Tan Xiao Ming"]) as first, \
+            TTFont(first.paths["NotoSans-Regular.ttf"]) as font:
+        assert ord("Ł") not in font.getBestCmap()
+    with FontSet(["Zoë Łukasz"]) as second:
+        for name in ("NotoSans-Regular.ttf", "NotoSans-Bold.ttf"):
+            with TTFont(second.paths[name]) as font:
+                assert {ord("ë"), ord("Ł")} <= set(font.getBestCmap()), name
+    with FontSet(["Tan Xiao Ming"]) as third:  # the first's cut again: the same bytes
+        assert (third.paths["NotoSans-Regular.ttf"].read_bytes()
+                == _cut_bytes(["Tan Xiao Ming"], "NotoSans-Regular.ttf"))
+
+
+def _cut_bytes(texts: list[str], name: str) -> bytes:
+    with FontSet(texts) as fonts:
+        return fonts.paths[name].read_bytes()
+
+
 @pytest.mark.parametrize("tamil", [False, True])
 def test_remembered_widths_are_fpdf2s_own(tamil: bool) -> None:
     # A plain text's width is summed without fpdf2's parsing: it must be the very same float,
