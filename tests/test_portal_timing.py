@@ -28,6 +28,8 @@ from tests.test_portal_flows import start_sspr
 
 pytestmark = [pytest.mark.slow, pytest.mark.timing]
 SAMPLES = 24
+# Fresh people a path needs: two sets of samples, each after two warm-up rounds.
+PEOPLE = 2 * (SAMPLES + 2)
 # Fast quarters may differ by this much (and by this fraction of the reference) at most.
 TOLERANCE_MS = 4.0
 TOLERANCE_FRACTION = 0.12
@@ -48,32 +50,50 @@ def timed(action: Callable[[], object]) -> float:
 
 def compare(paths: dict[str, Callable[[int], Callable[[], object]]], reference: str) -> None:
     """Sample every path SAMPLES times, interleaved; assert every fast quarter is the
-    reference's within the tolerance. ``paths[name](i)`` prepares sample i (untimed) and returns the
-    action to time."""
+    reference's within the tolerance. ``paths[name](i)`` prepares sample i (untimed, for i
+    below ``PEOPLE``) and returns the action to time.
+
+    When a path is outside the tolerance, the question is taken as open, not answered: as
+    many samples again are taken and the two sets judged together. A leak is in every
+    sample and stays; a VM's slow minute that fell on one path is diluted."""
     samples: dict[str, list[float]] = {name: [] for name in paths}
+    _sample(paths, samples, range(SAMPLES + 2))
+    if _outside(samples, reference)[0]:
+        _sample(paths, samples, range(SAMPLES + 2, PEOPLE))
+    outside, report = _outside(samples, reference)
+    print(f"fast quarters: {report}")  # shown with -s: the figures in docs/security.md
+    assert not outside, f"{', '.join(outside)} differ from {reference}: {report}"
+
+
+def _sample(paths: dict[str, Callable[[int], Callable[[], object]]],
+            samples: dict[str, list[float]], rounds: range) -> None:
     names = list(paths)
     # The writes just made (the suite before, this test's students) go to disk now, not in
     # the middle of one path's samples: the kernel's writeback is not what is measured.
     os.sync()
-    for i in range(SAMPLES + 2):
+    for i in rounds:
         # Each round starts with another path, so no path is always first (or last) after
         # the untimed preparations: a busy machine's pauses fall on all of them alike.
         for name in names[i % len(names):] + names[:i % len(names)]:
             action = paths[name](i)
             ms = timed(action)
-            if i >= 2:  # the first rounds warm up connections and caches
+            if i >= rounds.start + 2:  # the first rounds warm up connections and caches
                 samples[name].append(ms)
+
+
+def _outside(samples: dict[str, list[float]], reference: str) -> tuple[list[str], str]:
+    """The paths whose fast quarter is not the reference's within the tolerance, and a
+    report of every path's."""
     fast = {name: statistics.quantiles(v, n=4)[0] for name, v in samples.items()}
     ref = fast[reference]
     limit = max(TOLERANCE_MS, ref * TOLERANCE_FRACTION)
-    report = ", ".join(f"{n} {m:.1f} ms" for n, m in fast.items())
-    print(f"fast quarters: {report}")  # shown with -s: the figures in docs/security.md
-    for name, quarter in fast.items():
-        assert abs(quarter - ref) <= limit, f"{name} differs from {reference}: {report}"
+    report = (", ".join(f"{n} {m:.1f} ms" for n, m in fast.items())
+              + f" ({len(samples[reference])} samples each)")
+    return [name for name, q in fast.items() if abs(q - ref) > limit], report
 
 
 def test_sign_in_failures_all_take_the_same_time(app, make, slapd) -> None:  # type: ignore[no-untyped-def]
-    n = SAMPLES + 2
+    n = PEOPLE
     real = [make.student(level="P4") for _ in range(n)]
     disabled = [make.student(level="P4", status="disabled") for _ in range(n)]
     left = [make.student(level="P4", status="left") for _ in range(n)]
@@ -105,7 +125,7 @@ def test_sign_in_failures_all_take_the_same_time(app, make, slapd) -> None:  # t
 
 
 def test_forgot_password_pages_take_the_same_time(app, make, root) -> None:  # type: ignore[no-untyped-def]
-    n = SAMPLES + 2
+    n = PEOPLE
     with_answers = [make.student(level="P5") for _ in range(n)]
     for s in with_answers:
         give_answers(root, s.dn)

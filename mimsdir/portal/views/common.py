@@ -13,7 +13,6 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from argon2 import low_level
 from flask import current_app, g, redirect, session, url_for
 
 from mimsdir.challenge import ChallengeHasher
@@ -60,16 +59,6 @@ def hasher() -> ChallengeHasher:
 
 def questions() -> dict[str, str]:
     return {q.id: q.text for q in catalogue(cfg())}
-
-
-def password_work(password: str) -> None:
-    """What slapd would have spent checking a password (argon2i at the directory's
-    parameters), for a bind slapd refused without checking (a waiting account): the time
-    taken does not say that the account exists."""
-    a = cfg().directory.argon2
-    low_level.hash_secret_raw(password.encode() or b"-", b"mims-portal-salt", time_cost=a.t,
-                              memory_cost=a.m, parallelism=a.p, hash_len=32,
-                              type=low_level.Type.I)
 
 
 def who() -> dict[str, Any] | None:
