@@ -51,9 +51,6 @@ __all__ = [
 ]
 
 
-
-
-
 # ---------------------------------------------------------------------------------------------
 # Fonts
 
@@ -199,8 +196,9 @@ def _stamp(path: Path) -> tuple[int, int, int]:
 
 
 @functools.lru_cache(maxsize=16)
-def _cut(path: Path, _stamp: tuple[int, int, int], codepoints: frozenset[int]) -> bytes:
+def _cut(path: Path, stamp: tuple[int, int, int], codepoints: frozenset[int]) -> bytes:
     """One font cut down to `codepoints` (with their layout), as the bytes of a TrueType file.
+    ``stamp`` (`_stamp`) is only part of the memo's key: another file is another cut.
 
     Remembered for the life of the process: a sync makes one FontSet, but a process that makes
     many (the test suite runs hundreds of syncs in one interpreter) would otherwise parse the
