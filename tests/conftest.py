@@ -21,7 +21,7 @@ import pytest
 import yaml
 from hypothesis import settings
 
-from mimsdir.config import Config, load_config
+from mimsdir.config import Argon2Params, Config, load_config
 from mimsdir.connect import network_conn
 from mimsdir.directory import server
 from mimsdir.directory.slapdconf import Dns, policy_for_level
@@ -155,7 +155,7 @@ class Person:
 
 
 _counter = itertools.count(1)
-_HASHES: dict[str, bytes] = {}
+_HASHES: dict[tuple[Argon2Params, str], bytes] = {}
 
 
 @dataclass
@@ -248,9 +248,10 @@ class Factory:
         added with the entry: a settled password (no pwdReset), as a Password Modify and a
         pwdReset removal left it, without slapd hashing it again for every test person (a
         third of the suite's argon2 work)."""
-        if password not in _HASHES:
-            _HASHES[password] = server.hash_password(self.cfg, password).encode()
-        return _HASHES[password]
+        key = (self.cfg.directory.argon2, password)
+        if key not in _HASHES:
+            _HASHES[key] = server.hash_password(self.cfg, password).encode()
+        return _HASHES[key]
 
     def cleanup(self) -> None:
         for dn in self.admin_members:
