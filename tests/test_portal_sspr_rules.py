@@ -38,7 +38,7 @@ def test_concurrent_wrong_answers_are_checked_once(slapd, make, root, monkeypatc
     s = make.student(level="P5")
     give_answers(root, s.dn)
     checks: list[str] = []
-    real_check = forgot.verify_and_upgrade
+    real_check = forgot.verify_answers
     real_reserve = PortalDirectory.sspr_reserve
     n = 12
     # Every attempt has read the state and computed its count before any of them writes:
@@ -46,14 +46,14 @@ def test_concurrent_wrong_answers_are_checked_once(slapd, make, root, monkeypatc
     barrier = threading.Barrier(n)
 
     def counted(*args, **kw):  # type: ignore[no-untyped-def]
-        checks.append(args[2])
+        checks.extend(q for q, _a in args[2])
         return real_check(*args, **kw)
 
     def in_step(self, *args, **kw):  # type: ignore[no-untyped-def]
         barrier.wait(20)
         return real_reserve(self, *args, **kw)
 
-    monkeypatch.setattr(forgot, "verify_and_upgrade", counted)
+    monkeypatch.setattr(forgot, "verify_answers", counted)
     monkeypatch.setattr(PortalDirectory, "sspr_reserve", in_step)
     clients = [Browserish(app.test_client()) for _ in range(n)]
     pages = [start_sspr(c, s.mail) for c in clients]

@@ -9,6 +9,7 @@ checks; the card answers of a P2 child are upgraded the first time they are used
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 
 import ldap
 
@@ -54,17 +55,35 @@ def upgrade_plan(challenge_values: list[str], qid: str, answer: str,
 
 def verify_and_upgrade(conn: Conn, dn: str, qid: str, answer: str,
                        hasher: ChallengeHasher) -> bool:
-    """True if ``answer`` is right for question ``qid`` of the student at ``dn``.
+    """True if ``answer`` is right for question ``qid`` of the student at ``dn`` (see
+    ``verify_answers``)."""
+    return verify_answers(conn, dn, [(qid, answer)], hasher)[0]
 
-    ``conn`` must be able to read (and, for the upgrade, write) ``mimsChallenge``: the SSPR
-    service or an ICT admin. A failed upgrade (the answers changed meanwhile, a refusal) does
-    not change the verdict: the old hash still verifies next time.
+
+def verify_answers(conn: Conn, dn: str, answers: Sequence[tuple[str, str]],
+                   hasher: ChallengeHasher) -> list[bool]:
+    """For each (question id, answer), whether it is right for the entry at ``dn``; the
+    right ones hashed with weaker parameters are re-hashed, in one write.
+
+    One read of ``mimsChallenge`` for all the answers, and every answer costs one argon2
+    check whatever the entry holds: the SSPR portal calls this with a login ID's state entry
+    (no answers, every check a dummy one) as with a student, so the two take the same
+    directory round trips and the same hashing. ``conn`` must be able to read (and, for the
+    upgrade, write) ``mimsChallenge``: the SSPR service or an ICT admin. A failed upgrade
+    (the answers changed meanwhile, a refusal) does not change the verdict: the old hash
+    still verifies next time.
     """
     attrs = conn.get(dn, ["mimsChallenge"], "reading challenge answers")
     stored = values(attrs, "mimsChallenge") if attrs else []
-    ok, modlist = upgrade_plan(stored, qid, answer, hasher)
-    if ok and modlist:
+    results: list[bool] = []
+    modlist: Modlist = []
+    for qid, answer in answers:
+        ok, upgrade = upgrade_plan(stored, qid, answer, hasher)
+        results.append(ok)
+        if ok and upgrade:
+            modlist.extend(upgrade)
+    if modlist:
         # best effort: a failed upgrade never turns a right answer into a wrong one
         with contextlib.suppress(MimsError):
-            conn.modify(dn, modlist, "re-hashing a challenge answer with current parameters")
-    return ok
+            conn.modify(dn, modlist, "re-hashing challenge answers with current parameters")
+    return results

@@ -32,7 +32,7 @@ from mimsdir.portal.views.common import (
     login_problem,
     questions,
 )
-from mimsdir.staff.qna import verify_and_upgrade
+from mimsdir.staff.qna import verify_answers
 
 bp = Blueprint("forgot", __name__, url_prefix="/forgot")
 MAX_ANSWER = 64
@@ -119,16 +119,12 @@ def answer():  # type: ignore[no-untyped-def]
     except Conflict:
         events.security("sspr-refused", login=login_id, reason="concurrent")
         return _wait_page(reservation.locked_until)
-    h = hasher()
-    if record is not None and usable:
-        # Every answer is checked (no early exit): the time does not tell which one was wrong.
-        results = [verify_and_upgrade(d.svc, record.dn, q, a, h)
-                   for q, a in zip(qids, typed, strict=True)]
-        ok = all(results)
-    else:
-        for a in typed:
-            h.dummy_verify(a)
-        ok = False
+    # Every answer is checked (no early exit), and a login ID with no usable account goes
+    # through the same read and the same checks on its state entry (no answers there, each
+    # check a dummy one): the time tells neither which answer was wrong nor whether the
+    # account exists.
+    results = verify_answers(d.svc, target, list(zip(qids, typed, strict=True)), hasher())
+    ok = usable and all(results)
     if ok and record is not None:
         d.sspr_passed(record.dn)
         sessions.put("sspr", {"login": login_id, "dn": record.dn, "level": record.level,
