@@ -2,9 +2,10 @@
 
 - ``argon2_rate``: argon2 hashes a second at the parameters of a given hash (read from the
   directory: type, version, m, t, p, lengths), every core busy at once, each core its own
-  process. A verification is one hash and a comparison, and slapd hashes every new password
-  and every sign-in: this rate is the most sign-ins or first passwords a second the machine
-  can give, whatever serves them.
+  process, with the fastest argon2 here (libsodium, as slapd's module: see
+  ``floor_implementation``). A verification is one hash and a comparison, and slapd hashes
+  every new password and every sign-in: this rate is the most sign-ins or first passwords a
+  second the machine can give, whatever serves them.
 - ``device_storm``: CLIENTS devices signing students in over StartTLS with simple binds and
   the password policy control, as nslcd and SSSD do. ``reconnect=False``: one connection
   per device, each sign-in a new bind on it; ``reconnect=True``: a new connection (TCP,
@@ -110,15 +111,69 @@ def _started(_: int) -> int:
     return os.getpid()
 
 
-def _hash_until(a: argon2.Parameters, t0: float, t1: float) -> tuple[int, float]:
-    """(hashes completed inside [t0, t1], this process's CPU seconds over the window); t0
-    and t1 on time.monotonic, the same clock in every process."""
-    secret, salt = b"Bench-Only-Password-1", os.urandom(a.salt_len)
-    done, cpu0, cpu1 = 0, 0.0, 0.0
-    while True:
+def _sodium() -> Any:
+    """libsodium, the argon2 of slapd's module (scripts/build_pwcheck.sh); None without it."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("sodium")
+    if name is None:
+        return None
+    lib = ctypes.CDLL(name)
+    if lib.sodium_init() < 0:
+        return None
+    return lib
+
+
+def slapd_params(cfg: Config) -> argon2.Parameters:
+    """The parameters slapd hashes with: argon2id from the project's module, argon2i from
+    Debian's (``directory.argon2_module`` empty)."""
+    a = cfg.directory.argon2
+    return argon2.Parameters(
+        type=argon2.Type.ID if cfg.directory.argon2_module else argon2.Type.I, version=19,
+        salt_len=16, hash_len=32, time_cost=a.t, memory_cost=a.m, parallelism=a.p)
+
+
+def floor_implementation(a: argon2.Parameters) -> str:
+    """Which argon2 the floor hashes with: libsodium (SIMD, chosen at run time: the
+    implementation slapd's module uses, and the fastest on this machine, 27 ms a hash against
+    argon2-cffi's 38 ms) where it can do these parameters (one lane), else argon2-cffi."""
+    return "libsodium" if a.parallelism == 1 and _sodium() is not None else "argon2-cffi"
+
+
+def hasher(a: argon2.Parameters) -> Callable[[], None]:
+    """One argon2 hash at ``a``'s parameters, with the floor's implementation."""
+    secret, salt = b"Bench-Only-Password-1", os.urandom(16 if a.parallelism == 1 else a.salt_len)
+    if floor_implementation(a) == "libsodium":
+        import ctypes
+
+        lib = _sodium()
+        alg = (lib.crypto_pwhash_alg_argon2id13() if a.type is argon2.Type.ID
+               else lib.crypto_pwhash_alg_argon2i13())
+        out = ctypes.create_string_buffer(a.hash_len)
+        memlimit = ctypes.c_size_t(a.memory_cost * 1024)
+
+        def sodium() -> None:
+            if lib.crypto_pwhash(out, ctypes.c_ulonglong(a.hash_len), secret,
+                                 ctypes.c_ulonglong(len(secret)), salt,
+                                 ctypes.c_ulonglong(a.time_cost), memlimit, alg) != 0:
+                raise RuntimeError("libsodium's crypto_pwhash failed")
+        return sodium
+
+    def cffi() -> None:
         al.hash_secret_raw(secret, salt, time_cost=a.time_cost, memory_cost=a.memory_cost,
                            parallelism=a.parallelism, hash_len=a.hash_len, type=a.type,
                            version=a.version)
+    return cffi
+
+
+def _hash_until(a: argon2.Parameters, t0: float, t1: float) -> tuple[int, float]:
+    """(hashes completed inside [t0, t1], this process's CPU seconds over the window); t0
+    and t1 on time.monotonic, the same clock in every process."""
+    one = hasher(a)
+    done, cpu0, cpu1 = 0, 0.0, 0.0
+    while True:
+        one()
         end = time.monotonic()
         if end >= t1:
             return done, cpu1 - cpu0

@@ -419,6 +419,6 @@ def test_decoy_refuses_never_locks_and_records_each_failure(slapd, dns, root):  
             out = c.bind_ppolicy(decoy, f"some-guess-{i}")
         assert not out.ok and not out.locked
     raw = root.get(decoy, ["pwdFailureTime", "pwdAccountLockedTime", "userPassword"], "decoy")
-    assert raw["userPassword"][0].startswith(b"{ARGON2}$argon2i$v=19$m=19456,t=3,p=1$")
+    assert raw["userPassword"][0].startswith(b"{ARGON2}$argon2id$v=19$m=19456,t=3,p=1$")
     assert "pwdAccountLockedTime" not in raw
     assert len(raw["pwdFailureTime"]) == 5 or len(raw["pwdFailureTime"]) > before

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 
+import argon2
 import ldap
 import pytest
 
@@ -73,19 +75,41 @@ def test_admin_clears_lockout(slapd, make, root):
 def test_passwords_stored_as_argon2_never_clear(slapd, make, root):
     s = make.student(password="Exop-pass-12")
     raw = root.get(s.dn, ["userPassword"], "reading hash")["userPassword"][0]
-    # This slapd build appends two stray bytes (any bytes, not always NULs) after the hash:
-    # match the hash itself, never decode the whole value.
-    m = re.match(rb"\{ARGON2\}\$argon2i\$v=19\$m=19456,t=3,p=1\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+",
-                 raw)
-    assert m, raw[:40]
-    assert len(raw) - len(m.group(0)) <= 2
+    # The project's argon2 module (libsodium): argon2id, and nothing after the hash (Debian's
+    # module appended two stray bytes).
+    assert re.fullmatch(rb"\{ARGON2\}\$argon2id\$v=19\$m=19456,t=3,p=1\$[A-Za-z0-9+/]+"
+                        rb"\$[A-Za-z0-9+/]+", raw), raw[:40]
     # A plain userPassword write by a client (here an ICT admin) is hashed by slapd.
     admin = make.admin()
     with conn_as(slapd, admin.dn, admin.password) as a:
         a.modify(s.dn, [(ldap.MOD_REPLACE, "userPassword", [b"Plain-text-99"])], "plain write")
     raw = root.get(s.dn, ["userPassword"], "reading hash")["userPassword"][0]
-    assert raw.startswith(b"{ARGON2}$argon2i$") and b"Plain-text-99" not in raw
+    assert raw.startswith(b"{ARGON2}$argon2id$") and b"Plain-text-99" not in raw
     assert bind(slapd, s.dn, "Plain-text-99")[1].ok
+    # An independent argon2 (argon2-cffi, the reference code) checks slapd's hash: a replica
+    # or a restore on Debian's own module reads it too.
+    assert argon2.PasswordHasher().verify(raw.decode()[len("{ARGON2}"):], "Plain-text-99")
+
+
+def test_hashes_of_debians_argon2_module_still_sign_in(slapd, make, root):
+    """Entries hashed before the project built its own module (argon2i, Debian's libargon2,
+    with its two stray bytes) keep signing in: libsodium checks argon2i too."""
+    a = slapd.directory.argon2
+    pw_file = slapd.secrets_dir / "debian-argon2-test.pw"
+    pw_file.write_text("Debian-made-pass-7")
+    try:
+        made = subprocess.run(
+            ["/usr/sbin/slappasswd", "-o", f"module-path={slapd.directory.module_path}",
+             "-o", f"module-load=argon2 m={a.m} t={a.t} p={a.p}", "-h", "{ARGON2}",
+             "-T", str(pw_file)], capture_output=True, text=True, check=True).stdout.strip()
+    finally:
+        pw_file.unlink()
+    assert made.startswith("{ARGON2}$argon2i$v=19$m=19456,t=3,p=1$")
+    s = make.student(password="Unused-pass-55")
+    root.modify(s.dn, [(ldap.MOD_REPLACE, "userPassword", [made.encode() + b"\0\x01"])],
+                "an argon2i hash as Debian's module stores it")
+    assert bind(slapd, s.dn, "Debian-made-pass-7")[1].ok
+    assert not bind(slapd, s.dn, "Debian-made-pass-8")[1].ok
 
 
 def test_quality_min_length_and_history(slapd, make):

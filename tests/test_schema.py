@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from pathlib import Path
 
@@ -106,3 +107,18 @@ def test_a_schema_change_alone_rebuilds_cn_config(tmp_path: Path, monkeypatch) -
     with (copy / "mims.ldif").open("a") as fh:
         fh.write("olcObjectClasses: ( 2.25.1 NAME 'later' SUP top AUXILIARY )\n")
     assert slapdconf.render_config(Config()) != before
+
+
+def test_slapd_loads_the_projects_argon2_module_or_debians() -> None:
+    """The project's build (libsodium) by its absolute path; with argon2_module empty,
+    Debian's, found in module_path. slappasswd loads the same one (server.hash_password)."""
+    from mimsdir.config import Config
+    from mimsdir.directory import slapdconf
+
+    cfg = Config()
+    built = str(Path(cfg.directory.argon2_module).resolve())
+    assert built.endswith("build/mims_pwcheck/mims_argon2.so")
+    assert f"olcModuleLoad: {{2}}{built} m=19456 t=3 p=1\n" in slapdconf.render_config(cfg)
+    debian = dataclasses.replace(cfg, directory=dataclasses.replace(cfg.directory,
+                                                                    argon2_module=""))
+    assert "olcModuleLoad: {2}argon2 m=19456 t=3 p=1\n" in slapdconf.render_config(debian)

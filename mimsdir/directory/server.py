@@ -27,6 +27,7 @@ from mimsdir.directory.slapdconf import (
     OUS,
     SERVICES,
     Dns,
+    argon2_module,
     decoy_entry,
     policies,
     probe_entry,
@@ -132,18 +133,18 @@ def decoy_password_hash(cfg: Config) -> str:
 
 
 def check_pwcheck_files(cfg: Config) -> None:
-    """The password check module and its deny-list must exist before slapd may use them:
-    without them every student's own password change would be refused ("mims:unavailable")."""
+    """The modules the project builds must exist before slapd may load them: without the
+    argon2 module slapd does not start; without the check module and its deny-list every
+    student's own password change would be refused ("mims:unavailable")."""
     d = cfg.directory
-    if not d.pwcheck_module:
-        return
-    for key, value in (("pwcheck_module", d.pwcheck_module),
-                       ("pwcheck_denylist", d.pwcheck_denylist)):
+    files = [("argon2_module", d.argon2_module)] if d.argon2_module else []
+    if d.pwcheck_module:
+        files += [("pwcheck_module", d.pwcheck_module), ("pwcheck_denylist", d.pwcheck_denylist)]
+    for key, value in files:
         path = cfg.path(value).resolve()
         if not path.is_file():
             raise ConfigError(f"directory.{key}: {path} not found (scripts/bootstrap.sh, run "
-                              f"by `make install`, builds it; an empty pwcheck_module turns "
-                              f"the check module off)")
+                              f"by `make install`, builds it; an empty {key} turns it off)")
 
 
 #: The last slapd release whose ppolicy delay (pwdMinDelay) must not be used: 2.5.13 writes the
@@ -190,7 +191,8 @@ def hash_password(cfg: Config, password: str) -> str:
     try:
         res = subprocess.run(
             ["/usr/sbin/slappasswd", "-o", f"module-path={cfg.directory.module_path}",
-             "-o", f"module-load=argon2 m={a.m} t={a.t} p={a.p}", "-h", "{ARGON2}",
+             "-o", f"module-load={argon2_module(cfg)} m={a.m} t={a.t} p={a.p}",
+             "-h", "{ARGON2}",
              "-T", secret_path],
             capture_output=True, text=True, check=False,
         )

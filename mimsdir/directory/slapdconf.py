@@ -382,6 +382,7 @@ def render_config(cfg: Config, replicator_password: str | None = None,
         "root_dn": dns.root,
         "data_root_dn": dns.replication_root if consumer else dns.root,
         "module_path": d.module_path,
+        "argon2_module": argon2_module(cfg),
         "argon2_m": str(d.argon2.m),
         "argon2_t": str(d.argon2.t),
         "argon2_p": str(d.argon2.p),
@@ -407,6 +408,14 @@ def render_config(cfg: Config, replicator_password: str | None = None,
     }
     template = Template((SCHEMA_DIR / "slapd-config.ldif.in").read_text(encoding="utf-8"))
     return template.substitute(values)
+
+
+def argon2_module(cfg: Config) -> str:
+    """What ``olcModuleLoad`` (and slappasswd's ``module-load``) names for the argon2 password
+    module: the project's build by its absolute path, or Debian's (``argon2``, found in
+    ``module_path``)."""
+    d = cfg.directory
+    return str(cfg.path(d.argon2_module).resolve()) if d.argon2_module else "argon2"
 
 
 def _check_module(cfg: Config) -> dict[str, str]:
