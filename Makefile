@@ -15,11 +15,12 @@ install: ## install apt packages (if missing), the venv and the package (idempot
 demo: install ## start the embedded directory with the demo school and print how to sign in
 	@bash scripts/demo.sh
 
-# Two workers (pytest-xdist, one slapd each); then the equal-time tests alone, on a quiet machine.
+# Three workers on 2 cores (pytest-xdist, one slapd each; a third of a worker's time is waiting:
+# docs/testing.md); then the equal-time tests alone, on a quiet machine.
 test: install ## lint and type-check, then the whole test suite against a real slapd
 	@$(VENV)/bin/ruff check mimsdir demo tests scripts benchmarks
 	@$(VENV)/bin/mypy
-	@$(VENV)/bin/pytest -q -n 2 --clock-shift-days=730 -m 'not timing'
+	@$(VENV)/bin/pytest -q -n 3 --clock-shift-days=730 -m 'not timing'
 	@$(VENV)/bin/pytest -q --clock-shift-days=730 -m timing
 
 lint: install ## ruff and mypy
