@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 # xmlsec1: the XML signature tool pysaml2 runs for the SAML IdP (signs responses, checks SPs'
 # signed requests). libsodium-dev: slapd's argon2 module is built against libsodium
 # (scripts/build_pwcheck.sh), whose SIMD argon2 checks a password in two thirds of the time.
-APT_PACKAGES=(slapd ldap-utils libldap2-dev libsasl2-dev libsodium-dev
+# lmdb-utils: mdb_copy and mdb_stat for `mimsdir directory compact`.
+APT_PACKAGES=(slapd ldap-utils libldap2-dev libsasl2-dev libsodium-dev lmdb-utils
               fonts-noto-core fonts-noto-mono fonts-droid-fallback chromium curl nginx xmlsec1)
 
 missing=()
