@@ -8,13 +8,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import ldap
 import pytest
 from pypdf import PdfReader
 
 import mimsdir.pdfs
-from mimsdir.connect import network_conn
-from mimsdir.directory import server
 from mimsdir.ldapio import Op, Pipeline
 from mimsdir.sync import apply
 from tests.sync_helpers import row, run_sync, school_entries, school_fixture, write_roster
@@ -44,8 +41,7 @@ def test_a_class_is_laid_out_while_the_next_class_gets_its_passwords(
     submit, lay_out = Pipeline.submit, apply._SlipRenderer.submit
 
     def password(self: Pipeline, op: Op) -> None:
-        # A new student's password goes with its add (a reissue's with Password Modify).
-        if op.tag == "password" or (op.kind == "add" and "userPassword" in op.payload):
+        if op.tag == "password":
             events.append(("password", op.key))
         submit(self, op)
 
@@ -101,40 +97,3 @@ def test_an_error_laying_out_a_class_fails_the_run_with_every_credential_pending
     assert again.code == 0, again.result.output
     assert again.report["applied"]["reissue"] == 6
     assert all("mimsCredentialPending" not in e for e in school_entries(slapd, school).values())
-
-
-def test_a_new_students_password_goes_with_its_add_hashed_before_it_is_stored(
-        slapd, school, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """One write fewer a new student (docs/performance.md, "First load"): its add carries the
-    default password, which slapd's ppolicy hashes before the entry or the audit log holds it;
-    no Password Modify follows; the flag is cleared after the slip as before."""
-    sent: list[Op] = []
-    submit = Pipeline.submit
-
-    def record(self: Pipeline, op: Op) -> None:
-        sent.append(op)
-        submit(self, op)
-
-    monkeypatch.setattr(Pipeline, "submit", record)
-    rows = [row(school, i) for i in range(1, 4)]
-    r = run_sync(slapd, write_roster(tmp_path / "r.csv", rows), tmp=tmp_path)
-    assert r.code == 0, r.result.output
-    passwords = {op.key: op.payload["userPassword"][0] for op in sent if op.kind == "add"}
-    assert sorted(passwords) == sorted(x["student_id"] for x in rows)
-    assert [op.kind for op in sent if op.kind == "passwd"] == []
-    assert sorted(op.key for op in sent if op.tag == "slip-written") == sorted(passwords)
-    entries = school_entries(slapd, school)
-    with server.root_conn(slapd) as root:
-        for uid, clear in passwords.items():
-            e = entries[uid]
-            assert e["userPassword"][0].startswith("{ARGON2}$argon2id$")
-            assert e["pwdReset"] == ["TRUE"] and "mimsCredentialPending" not in e
-            dn = next(op.dn for op in sent if op.key == uid and op.kind == "add")
-            logged = root.search("cn=accesslog", ldap.SCOPE_ONELEVEL,
-                                 f"(&(reqType=add)(reqDN={dn}))", ["reqMod"], "the add")
-            mods = [m for _, a in logged for m in a["reqMod"]]
-            assert any(m.startswith(b"userPassword:+ {ARGON2}$argon2id$") for m in mods), mods
-            assert not any(clear in m for m in mods)
-            with network_conn(slapd) as c:
-                out = c.bind_ppolicy(dn, clear.decode())
-            assert out.ok and out.must_change

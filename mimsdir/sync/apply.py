@@ -1,25 +1,18 @@
 """Applying a plan: roster writes, then credentials, then slips, then the pending flags.
 
 Order of the credential steps, and why (a run can be killed between any two):
-1. A new student is added with its default password, ``pwdReset: TRUE`` and
-   ``mimsCredentialPending: TRUE`` in the same add: slapd's ppolicy hashes the cleartext value
-   (``olcPPolicyHashCleartext``) before anything is stored. A credential left pending by a
-   killed run gets a new password with Password Modify (slapd hashes it and sets
-   ``pwdReset``).
-2. The slips carrying the passwords are written and fsynced (one PDF per school and class).
-3. Only then is ``mimsCredentialPending`` cleared.
-A run killed before step 3 leaves the flag set; the next run plans a ``reissue`` for that
+1. A new student is added with ``mimsCredentialPending: TRUE`` and no password.
+2. A default password is set (Password Modify, so slapd hashes it and sets ``pwdReset``).
+3. The slips carrying the passwords are written and fsynced (one PDF per school and class).
+4. Only then is ``mimsCredentialPending`` cleared.
+A run killed before step 4 leaves the flag set; the next run plans a ``reissue`` for that
 student: a new password on a new slip. No account ends with a password nobody knows.
 
-Why the password goes with the add: at national size each write costs slapd an MDB commit
-and an audit record, and a separate Password Modify a new student was one more of each on
-the same cores as the hashes (docs/performance.md, "First load").
-
-Steps 1 and 2 overlap: as soon as slapd has answered for every student of a class (the adds,
-which carry the hashing, and the reissues), that class's slips are laid out in a thread of
-their own (``_SlipRenderer``) while slapd hashes the next classes' passwords. The PDFs are
-written (step 2) only after the last password, in the same order and under the same names as
-before, and the flags are cleared (step 3) only after every slip is on disk.
+Steps 2 and 3 overlap: the passwords go to slapd class by class, and as soon as slapd has
+answered for every student of a class, that class's slips are laid out in a thread of their own
+(``_SlipRenderer``) while slapd hashes the next classes' passwords. The PDFs are written (step
+3) only after the last password, in the same order and under the same names as before, and the
+flags are cleared (step 4) only after every slip is on disk.
 
 Before step 1, the numbers the plan waits for are reserved (mimsdir/directory/idpool.py): the
 school groups it adds are added, each with a new gidNumber, and one reservation takes the
@@ -159,7 +152,7 @@ def apply_plan(plan: Plan, connect: Callable[[], Conn], *, slips_dir: Path, scho
                 progress(len(new_groups))
     by_key: dict[tuple[str, str], Change] = {}
     failed: set[str] = set()
-    # Steps 1-2 book-keeping: the class of each student given a password, how many of a
+    # Step 2-3 book-keeping: the class of each student given a password, how many of a
     # class's passwords slapd has yet to answer, and the class's slips being laid out.
     class_of: dict[str, tuple[str, str]] = {}
     awaited: dict[tuple[str, str], int] = {}
@@ -168,7 +161,7 @@ def apply_plan(plan: Plan, connect: Callable[[], Conn], *, slips_dir: Path, scho
     def done(op: Op, err: MimsError | None) -> None:
         if progress:
             progress(1)
-        if op.tag in ("password", CREATE):
+        if op.tag == "password":
             key = class_of[op.key]
             awaited[key] -= 1
             if err is not None:
@@ -187,9 +180,24 @@ def apply_plan(plan: Plan, connect: Callable[[], Conn], *, slips_dir: Path, scho
     pipe = Pipeline(connect, window=window, retries=retries, on_done=done, sleep=sleep)
     renderer: _SlipRenderer | None = None
     try:
-        # The credentials of this run, class by class (one PDF per school and class): every
-        # new student's (its password goes with its add) and those a killed run left pending.
-        targets = [c for c in plan.changes if c.kind in (CREATE, REISSUE)]
+        # 1. Roster writes.
+        for c in plan.changes:
+            if c.kind in (REISSUE, GROUP):  # groups: added with their numbers, above
+                continue
+            by_key[(c.uid, c.kind)] = c
+            if c.kind == CREATE:
+                pipe.submit(Op(c.uid, "add", c.dn, add_attrs(c), tag=c.kind))
+            elif c.kind == PURGE:
+                pipe.submit(Op(c.uid, "delete", c.dn, tag=c.kind))
+            else:
+                pipe.submit(Op(c.uid, "modify", c.dn, modlist(c), tag=c.kind))
+        pipe.flush()
+
+        # 2. Passwords for new students and for credentials left pending by a killed run,
+        # class by class (one PDF per school and class); a class whose passwords slapd has
+        # all answered is laid out (3, in memory) while slapd hashes the next classes'.
+        targets = [c for c in plan.changes
+                   if (c.kind == CREATE and c.uid not in failed) or c.kind == REISSUE]
         groups: dict[tuple[str, str], list[Change]] = {}
         for c in targets:
             groups.setdefault((c.school, c.class_name), []).append(c)
@@ -211,36 +219,19 @@ def apply_plan(plan: Plan, connect: Callable[[], Conn], *, slips_dir: Path, scho
             pdfs[key] = renderer.submit(slips)
 
         on_class_done.append(lay_out)
-        for key, members in groups.items():
+        for key, members in sorted(groups.items()):
             awaited[key] = len(members)
             for c in members:
-                passwords[c.uid] = generate_default_password(password_length)
+                pw = generate_default_password(password_length)
+                passwords[c.uid] = pw
                 class_of[c.uid] = key
-
-        # 1. Roster writes in the plan's order (a mail freed before it is given again), the
-        # new students with their passwords.
-        for c in plan.changes:
-            if c.kind in (REISSUE, GROUP):  # groups: added with their numbers, above
-                continue
-            by_key[(c.uid, c.kind)] = c
-            if c.kind == CREATE:
-                attrs = add_attrs(c)
-                attrs["userPassword"] = [passwords[c.uid].encode()]
-                attrs["pwdReset"] = [b"TRUE"]
-                pipe.submit(Op(c.uid, "add", c.dn, attrs, tag=c.kind))
-            elif c.kind == PURGE:
-                pipe.submit(Op(c.uid, "delete", c.dn, tag=c.kind))
-            else:
-                pipe.submit(Op(c.uid, "modify", c.dn, modlist(c), tag=c.kind))
-        # ... and the credentials a killed run left pending.
-        for c in targets:
-            if c.kind == REISSUE:
-                by_key[(c.uid, REISSUE)] = c
-                pipe.submit(Op(c.uid, "passwd", c.dn, passwords[c.uid], tag="password"))
+                if c.kind == REISSUE:
+                    by_key[(c.uid, REISSUE)] = c
+                pipe.submit(Op(c.uid, "passwd", c.dn, pw, tag="password"))
         pipe.flush()
         issued = [c for c in targets if c.uid not in failed]
 
-        # 2. Slips, durably, one PDF per school and class, in the order of their names.
+        # 3. Slips, durably, one PDF per school and class, in the order of their names.
         # Microseconds: two runs in one second must never overwrite each other's slips.
         stamp = datetime.now().strftime("%Y%m%dT%H%M%S.%f")
         for (school, class_name), rendered in sorted(pdfs.items()):
@@ -260,7 +251,7 @@ def apply_plan(plan: Plan, connect: Callable[[], Conn], *, slips_dir: Path, scho
             result.slips.append(str(path))
         passwords.clear()
 
-        # 3. The slips exist: the credentials are no longer pending.
+        # 4. The slips exist: the credentials are no longer pending.
         for c in issued:
             pipe.submit(Op(c.uid, "modify", c.dn, [
                 (ldap.MOD_REPLACE, "pwdReset", [b"TRUE"]),
@@ -286,6 +277,4 @@ def operations(plan: Plan) -> int:
     """How many writes a plan takes, for a progress bar."""
     creates = plan.count(CREATE)
     reissues = plan.count(REISSUE)
-    # A new student: its add (with the password) and the cleared flag; a reissue: the
-    # password and the flag.
-    return (len(plan.changes) - reissues) + creates + 2 * reissues
+    return (len(plan.changes) - reissues) + 2 * (creates + reissues)
