@@ -8,6 +8,14 @@ Order of the credential steps, and why (a run can be killed between any two):
 A run killed before step 4 leaves the flag set; the next run plans a ``reissue`` for that
 student: a new password on a new slip. No account ends with a password nobody knows.
 
+Why the password is not sent with the add (one write fewer): a killed run's last adds can
+still land after the next run has read the directory, which then plans the same creates
+again. Its add meets the entry already there and is taken as done when the entry is the one
+it would write (``ldapio._already_done``), and its Password Modify then sets the password its
+slip carries. With the password in the add, the entry there holds the killed run's hash,
+which the new add can neither match nor replace: tried on 2026-12-02, the kill test failed
+("the entry changed meanwhile"), and at 10,000 the saving was inside the VM's noise.
+
 Steps 2 and 3 overlap: the passwords go to slapd class by class, and as soon as slapd has
 answered for every student of a class, that class's slips are laid out in a thread of their own
 (``_SlipRenderer``) while slapd hashes the next classes' passwords. The PDFs are written (step
