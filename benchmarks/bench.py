@@ -22,12 +22,14 @@ workload against the mean of the two around it):
 - portal sign-ins (``--clients`` browsers, benchmarks/portal_speed.py's portal and sign-in).
 
 ``--only sync`` measures the sync workloads and the first load, ``--only signin`` the
-sign-ins (the data set is generated and loaded either way).
+sign-ins (the data set is generated and loaded either way); ``--compact`` compacts the
+directory between them (``mimsdir directory compact --restart``), as an operator does after
+a big night.
 
 Writes benchmarks/results/<date>-<size>.json and .md (``-sync``/``-signin`` with ``--only``;
 ``-<HHMM>`` after it when an earlier run of the day wrote that name).
 Usage:
-  .venv/bin/python benchmarks/bench.py [--size 100000] [--only sync|signin|all] [--keep]
+  .venv/bin/python benchmarks/bench.py [--size 100000] [--only sync|signin|all] [--compact] [--keep]
 """
 
 from __future__ import annotations
@@ -297,6 +299,22 @@ class Bench:
                            "a student's password hash")
         return workloads.argon2_of(got[0][1]["userPassword"][0].split(b"\0", 1)[0].decode())
 
+    def compact(self) -> dict[str, Any]:
+        """`mimsdir directory compact --restart` as an operator runs it after a big night:
+        the free pages the sync workloads left, and what compacting them took."""
+        t, code, _ = run_child([MIMSDIR, "--config", str(self.cfg_path), "directory",
+                                "compact", "--restart"], env=self.env)
+        if code != 0:
+            raise SystemExit(f"directory compact: exit {code}")
+        from mimsdir.directory import compact
+
+        size, used, free = compact.pages(self.cfg.state_dir / "data")
+        out = {"seconds": round(t, 2), "data_mib_in_use": round(used * size / 2**20),
+               "data_free_pages": free}
+        self.results["compact"] = out
+        print(f"directory compact --restart: {t:.1f} s", flush=True)
+        return out
+
     def slapd_pid(self) -> int:
         pid = server.status(self.cfg).pid
         if pid is None:
@@ -513,6 +531,10 @@ def markdown(data: dict[str, Any]) -> str:
                      f"{s['floor_per_second']}/s ({fl['cpu_ms_per_hash']} ms CPU a hash)",
                      f"{s['ratio']} of the floor (by CPU {s['cpu_ratio']}; others "
                      f"{s['others_share']:.0%} of the CPU)", f"{goal}: {_met(s['met'])}"))
+    if "compact" in r:
+        rows.append(("`directory compact --restart` before the sign-ins",
+                     f"{r['compact']['seconds']} s ({r['compact']['data_mib_in_use']} MiB "
+                     "in use)", "", "", ""))
     rows += [
         ("directory status", f"{r['directory_status']['seconds']} s", "", "", ""),
         ("offline load (slapadd)", f"{r['load_offline']['seconds']} s",
@@ -545,6 +567,8 @@ def main() -> None:
     ap.add_argument("--processes", action="store_true",
                     help="devices as processes, not threads")
     ap.add_argument("--keep", action="store_true", help="leave the temp directory")
+    ap.add_argument("--compact", action="store_true",
+                    help="`directory compact` after the sync workloads, before the sign-ins")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mims-bench-"))
     started = datetime.now(UTC)
@@ -555,6 +579,8 @@ def main() -> None:
         if args.only in ("sync", "all"):
             bench.run_sync()
             bench.first_load(max(1, min(args.first_load, args.size // 10)), args.seconds)
+        if args.compact:
+            bench.compact()
         if args.only in ("signin", "all"):
             bench.signin(args.clients, args.seconds, processes=args.processes)
     finally:
@@ -563,6 +589,7 @@ def main() -> None:
             shutil.rmtree(tmp, ignore_errors=True)
     data = {"size": args.size, "date": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": info,
             "only": args.only, "options": {"first_load": args.first_load,
+                                           "compact": args.compact,
                                            "clients": args.clients, "seconds": args.seconds},
             "results": bench.results}
     RESULTS.mkdir(exist_ok=True)
