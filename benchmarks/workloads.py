@@ -24,6 +24,7 @@ the cores here, where devices and browsers would bring their own.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -111,6 +112,7 @@ def _started(_: int) -> int:
     return os.getpid()
 
 
+@functools.cache
 def _sodium() -> Any:
     """libsodium, the argon2 of slapd's module (scripts/build_pwcheck.sh); None without it."""
     import ctypes
@@ -143,11 +145,12 @@ def floor_implementation(a: argon2.Parameters) -> str:
 
 def hasher(a: argon2.Parameters) -> Callable[[], None]:
     """One argon2 hash at ``a``'s parameters, with the floor's implementation."""
-    secret, salt = b"Bench-Only-Password-1", os.urandom(16 if a.parallelism == 1 else a.salt_len)
+    secret = b"Bench-Only-Password-1"
     if floor_implementation(a) == "libsodium":
         import ctypes
 
         lib = _sodium()
+        salt = os.urandom(16)  # crypto_pwhash_SALTBYTES
         alg = (lib.crypto_pwhash_alg_argon2id13() if a.type is argon2.Type.ID
                else lib.crypto_pwhash_alg_argon2i13())
         out = ctypes.create_string_buffer(a.hash_len)
@@ -159,6 +162,8 @@ def hasher(a: argon2.Parameters) -> Callable[[], None]:
                                  ctypes.c_ulonglong(a.time_cost), memlimit, alg) != 0:
                 raise RuntimeError("libsodium's crypto_pwhash failed")
         return sodium
+
+    salt = os.urandom(a.salt_len)
 
     def cffi() -> None:
         al.hash_secret_raw(secret, salt, time_cost=a.time_cost, memory_cost=a.memory_cost,

@@ -84,3 +84,20 @@ def test_compact_drops_the_free_pages_and_keeps_every_entry(tmp_path: Path) -> N
         assert server.status(cfg).running
     finally:
         server.down(cfg)
+
+
+def test_a_failed_compaction_with_restart_leaves_the_directory_running(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg_path = write_config(tmp_path / "config.yaml", tmp_path / "state", free_port())
+    cfg = load_config(cfg_path)
+    server.up(cfg)
+    try:
+        monkeypatch.setattr(compact, "MDB_COPY", "/bin/false")  # the copy fails
+        res = cli(cfg_path, "compact", "--restart")
+        assert res.exit_code == 4 and "mdb_copy -c failed, nothing changed" in res.output, \
+            res.output
+        assert "directory up again after" in res.output
+        assert server.status(cfg).running
+        assert not (cfg.state_dir / "data" / "compact.tmp").exists()
+    finally:
+        server.down(cfg)

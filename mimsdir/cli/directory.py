@@ -199,12 +199,16 @@ def compact(ctx: Ctx, restart: bool) -> None:
     if restart and server.status(ctx.cfg).running:
         server.down(ctx.cfg)
         stopped_at = time.monotonic()
-    for c in compacting.compact(ctx.cfg):
-        click.echo(f"{c.database}: {c.free_pages_before} free pages -> {c.free_pages_after}, "
-                   f"{c.mib_before} MiB -> {c.mib_after} MiB in use, {c.seconds} s")
-    if stopped_at is not None:
-        server.up(ctx.cfg)
-        click.echo(f"directory up again after {time.monotonic() - stopped_at:.1f} s")
+    try:
+        for c in compacting.compact(ctx.cfg):
+            click.echo(f"{c.database}: {c.free_pages_before} free pages -> "
+                       f"{c.free_pages_after}, {c.mib_before} MiB -> {c.mib_after} MiB in use, "
+                       f"{c.seconds} s")
+    finally:
+        # Stopped here: started again whatever happened (a failed copy changes nothing).
+        if stopped_at is not None:
+            server.up(ctx.cfg)
+            click.echo(f"directory up again after {time.monotonic() - stopped_at:.1f} s")
 
 
 @directory.command("posix-backfill")

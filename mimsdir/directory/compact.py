@@ -26,6 +26,7 @@ from pathlib import Path
 from mimsdir.config import Config
 from mimsdir.directory import server
 from mimsdir.errors import DirectoryError, UsageError
+from mimsdir.secret_docs import fsync_dir
 
 #: The LMDB environments under the state directory: the data and the audit log.
 DATABASES = ("data", "accesslog")
@@ -96,11 +97,7 @@ def _compact_one(name: str, env: Path) -> Compacted:
         finally:
             os.close(fd)
         os.replace(copy, env / "data.mdb")
-        dir_fd = os.open(env, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_dir(env)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - t0

@@ -132,7 +132,7 @@ def decoy_password_hash(cfg: Config) -> str:
     return hash_password(cfg, secrets.token_urlsafe(32))
 
 
-def check_pwcheck_files(cfg: Config) -> None:
+def check_module_files(cfg: Config) -> None:
     """The modules the project builds must exist before slapd may load them: without the
     argon2 module slapd does not start; without the check module and its deny-list every
     student's own password change would be refused ("mims:unavailable")."""
@@ -192,8 +192,7 @@ def hash_password(cfg: Config, password: str) -> str:
         res = subprocess.run(
             ["/usr/sbin/slappasswd", "-o", f"module-path={cfg.directory.module_path}",
              "-o", f"module-load={argon2_module(cfg)} m={a.m} t={a.t} p={a.p}",
-             "-h", "{ARGON2}",
-             "-T", secret_path],
+             "-h", "{ARGON2}", "-T", secret_path],
             capture_output=True, text=True, check=False,
         )
     finally:
@@ -284,7 +283,7 @@ def up(cfg: Config) -> tuple[Status, bool]:
     written, ...), the slapd started here is stopped before the error is raised: a failed
     ``up`` leaves no half-configured directory running.
     """
-    check_pwcheck_files(cfg)
+    check_module_files(cfg)
     check_delays_supported(cfg)
     pid = _pid(cfg)
     if pid is not None:

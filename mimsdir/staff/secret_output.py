@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 
 from mimsdir.errors import UsageError
-from mimsdir.secret_docs import write_secret_file
+from mimsdir.secret_docs import fsync_dir, write_secret_file
 
 
 class StagedSecretFile:
@@ -59,7 +59,7 @@ class StagedSecretFile:
         """Put the staged file in place, or (``data`` given) write these bytes instead."""
         if data is None:
             os.replace(self.pending, self.path)
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
             return
         write_secret_file(self.path, data)
         self.discard()
@@ -68,10 +68,3 @@ class StagedSecretFile:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.pending)
 
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
