@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 import mimsdir.pdfs
+import mimsdir.secret_docs
 from mimsdir.connect import network_conn
 from tests.sync_helpers import delete_school, run_sync, school_entries, school_rows, write_roster
 from tests.test_sync_e2e import slip_passwords
@@ -38,7 +39,7 @@ def test_run_killed_after_the_password_leaves_the_flag_and_a_rerun_converges(
     rows = [{**r, "class": "4A"} for r in school_rows(school, 3)]
     roster = write_roster(tmp_path / "r.csv", rows)
     slips = tmp_path / "slips"
-    real_write = mimsdir.pdfs.write_secret_file
+    real_write = mimsdir.secret_docs.write_secret_file
 
     def render_then_die(*_a, **_kw):  # type: ignore[no-untyped-def]
         raise Killed("killed after the passwords were set, before any slip")
@@ -50,7 +51,7 @@ def test_run_killed_after_the_password_leaves_the_flag_and_a_rerun_converges(
     if where == "before-slip":
         monkeypatch.setattr(mimsdir.pdfs, "render_slips", render_then_die)
     else:
-        monkeypatch.setattr(mimsdir.pdfs, "write_secret_file", write_then_die)
+        monkeypatch.setattr(mimsdir.secret_docs, "write_secret_file", write_then_die)
     with pytest.raises(Killed):
         run_sync(slapd, roster, tmp=tmp_path)
     monkeypatch.undo()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import stat
 import uuid
+from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
 
@@ -254,9 +255,9 @@ def test_a_national_roster_lists_its_students_ahead_and_reads_no_other_school(
     calls: list[int] = []
     listing = sync_run._list_every_student
 
-    def counted(cfg: Config) -> sync_state.Listing:
+    def counted(cfg: Config, view: Future[View]) -> sync_state.Listing:
         calls.append(1)
-        return listing(cfg)
+        return listing(cfg, view)
 
     monkeypatch.setattr(sync_run, "_list_every_student", counted)
     a, b = schools
@@ -272,6 +273,85 @@ def test_a_national_roster_lists_its_students_ahead_and_reads_no_other_school(
     assert calls == [1]
     assert third.report["directory_read"] == {"from_view": 4, "read": 1, "rows_not_compared": 4}
     assert third.report["planned"]["move"] == 1 and third.report["planned"]["unchanged"] == 4
+
+
+def test_a_listing_taken_before_its_view_is_compared_when_the_view_comes(
+        slapd: Config, root: Conn, dns: Dns, schools: list[str], tmp_path: Path) -> None:
+    """The listing ahead starts before the view is loaded: what came before it is held and
+    compared once it is there, and it keeps the view's own objects for the unchanged
+    students (no second copy of half a million DNs and entryCSNs while the roster is read)."""
+    import threading
+    import time
+
+    from mimsdir.sync.state import list_csns, ready
+
+    here = schools[0]
+    run_sync(slapd, write_roster(tmp_path / "r.csv", school_rows(here, 6)), tmp=tmp_path)
+    view = View(students={s.dn: s for s in _read(slapd, [here]).students.values()})
+    changed = f"uid={here}002,{dns.students}"
+    root.modify(changed, [(ldap.MOD_REPLACE, "mimsClass", [b"7Q"])], "a class changed by hand")
+    flt = f"(mimsSchoolCode={here})"
+
+    class Midway(Future):  # type: ignore[type-arg]
+        """Loaded while the listing is under way: after its third entry."""
+
+        asked = 0
+
+        def done(self) -> bool:
+            self.asked += 1
+            if self.asked == 4:
+                self.set_result(view)
+            return super().done()
+
+    late: Future[View] = Future()
+    threading.Timer(0.5, late.set_result, [view]).start()  # long after the one page came
+    started = time.monotonic()
+    with service_conn(slapd, "sync") as c:
+        held = list_csns(c, dns, flt, late)
+        waited = time.monotonic() - started
+        midway = list_csns(c, dns, flt, Midway())
+        now = list_csns(c, dns, flt, ready(view))
+    assert waited >= 0.4  # it did wait for the view
+    for listing in (held, midway, now):
+        assert listing.view is view
+        assert listing.stale == [(changed, here)]
+        assert sorted(s.dn for s in listing.kept) == sorted(d for d in view.students
+                                                             if d != changed)
+        assert all(view.students[s.dn] is s for s in listing.kept)
+
+
+def test_the_listing_ahead_never_waits_for_a_view_that_failed_to_load(
+        slapd: Config, schools: list[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The listing thread waits for the view the run loads; a run that fails while loading
+    it still hands it one, or the thread (and the process's exit) would wait forever."""
+    import mimsdir.sync.run as sync_run
+    import mimsdir.sync.state as sync_state
+
+    monkeypatch.setattr(sync_state, "MAX_SCHOOLS_IN_FILTER", 1)
+    monkeypatch.setattr(sync_run, "MAX_SCHOOLS_IN_FILTER", 1)
+    a, b = schools
+    roster = write_roster(tmp_path / "r.csv", school_rows(a, 2) + school_rows(b, 2))
+    run_sync(slapd, roster, tmp=tmp_path)
+    run_sync(slapd, roster, tmp=tmp_path)  # the view this roster's next run lists ahead for
+    started: list[Future[sync_state.Listing]] = []
+    ahead = sync_run.list_ahead
+
+    def keep(*args, **kw):  # type: ignore[no-untyped-def]
+        got = ahead(*args, **kw)
+        assert got is not None
+        started.append(got)
+        return got
+
+    def broken(*_a, **_kw):  # type: ignore[no-untyped-def]
+        raise OSError("the state dir went away")
+
+    monkeypatch.setattr(sync_run, "list_ahead", keep)
+    monkeypatch.setattr(sync_run, "prior_view", broken)
+    failed = run_sync(slapd, roster, tmp=tmp_path)
+    assert failed.result.exit_code != 0
+    assert len(started) == 1
+    assert len(started[0].result(timeout=30).kept) == 0  # handed an empty view: not waiting
 
 
 def test_a_view_no_run_has_written_for_weeks_is_deleted(tmp_path: Path) -> None:

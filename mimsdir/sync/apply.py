@@ -144,8 +144,9 @@ def apply_plan(plan: Plan, connect: Callable[[], Conn], *, slips_dir: Path, scho
                password_length: int = 9, progress: Callable[[int], None] | None = None,
                sleep: Callable[[float], None] | None = None,
                pools: Pools | None = None) -> ApplyResult:
-    # fpdf2 takes a fifth of a second to import: only runs that write slips pay for it.
-    from mimsdir.pdfs import SlipData, write_secret_file
+    # fpdf2 (mimsdir.pdfs) takes a fifth of a second and 11 MiB to import: only the slips'
+    # thread imports it, so a quiet night never does.
+    from mimsdir.secret_docs import SlipData, write_secret_file
 
     result = ApplyResult()
     uid_count, new_groups = numbers_needed(plan)

@@ -133,8 +133,9 @@ def raw_rows_apply(opts: SyncOptions) -> bool:
 
 def prior_view(cfg: Config, opts: SyncOptions) -> tuple[Path, View] | None:
     """The view the last run of this roster left (for its schools, or ``--school``), so the
-    reader can skip the rules for rows it remembers. None when there is none."""
-    if not raw_rows_apply(opts):
+    reader can skip the rules for rows it remembers (``raw_rows_apply``) and the listing
+    taken ahead is compared with it as it comes (``list_ahead``). None when there is none."""
+    if opts.roster is None:
         return None
     state_dir = cfg.path(cfg.sync.state_dir)
     if opts.school:
@@ -210,17 +211,19 @@ def _read_again(cfg: Config, opts: SyncOptions, roster: Roster,
                    quiet=tuple(q for q in roster.quiet if q.line not in quiet))
 
 
-def _list_every_student(cfg: Config) -> Listing:
+def _list_every_student(cfg: Config, view: Future[View]) -> Listing:
     with service_conn(cfg, "sync") as conn:
-        return list_csns(conn, Dns(cfg.ldap.base_dn), EVERY_STUDENT)
+        return list_csns(conn, Dns(cfg.ldap.base_dn), EVERY_STUDENT, view)
 
 
-def list_ahead(cfg: Config, opts: SyncOptions) -> Future[Listing] | None:
+def list_ahead(cfg: Config, opts: SyncOptions, view: Future[View]) -> Future[Listing] | None:
     """For a national roster, the listing of every student's entryCSN starts in a thread
     before the roster is read: slapd serves it on one core while the rules run on the other
     (slapd's work and the network wait leave the interpreter free). Only when the last run of
     this roster covered more than MAX_SCHOOLS_IN_FILTER schools and left a view, so the
-    listing will be the one the run needs."""
+    listing will be the one the run needs. ``view``: the view the caller is loading, which
+    the listing is compared with as soon as it is there (``state.Listing``); the caller
+    must resolve it, or the listing waits for it."""
     if opts.school or opts.roster is None:
         return None
     state_dir = cfg.path(cfg.sync.state_dir)
@@ -231,7 +234,7 @@ def list_ahead(cfg: Config, opts: SyncOptions) -> Future[Listing] | None:
         return None
     pool = ThreadPoolExecutor(1, thread_name_prefix="mimsdir-listing")
     try:
-        return pool.submit(_list_every_student, cfg)
+        return pool.submit(_list_every_student, cfg, view)
     finally:
         pool.shutdown(wait=False)
 
@@ -396,13 +399,18 @@ def _run(cfg: Config, opts: SyncOptions,
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise UsageError(f"{opts.apply_plan}: not a readable plan ({exc})") from None
             return plan, sum(plan.rows_by_school.values()), plan.roster, _nothing
-        listing = list_ahead(cfg, opts)
+        loaded: Future[View] = Future()
+        listing = list_ahead(cfg, opts, loaded)
         ahead = [listing] if listing is not None else None
         del listing
-        prior = prior_view(cfg, opts)
+        prior: tuple[Path, View] | None = None
+        try:
+            prior = prior_view(cfg, opts)
+        finally:  # the listing thread waits for it: never left unresolved
+            loaded.set_result(prior[1] if prior is not None else View())
         # Every row's raw digest is taken (an empty ``known``) so the next night can use them.
-        known = (prior[1].known() if prior is not None
-                 else {} if raw_rows_apply(opts) else None)
+        known = (None if not raw_rows_apply(opts)
+                 else prior[1].known() if prior is not None else {})
         roster = _read(cfg, opts, known=known)
         del known  # the reader's index of the view: not needed past the roster
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 
 import ldap
 import ldap.dn
@@ -96,7 +98,6 @@ def _read_all(conn: Conn, dns: Dns, flt: str) -> Iterator[DirStudent]:
 
 #: The filter of a listing of every student (a scope of more than MAX_SCHOOLS_IN_FILTER).
 EVERY_STUDENT = "(objectClass=mimsStudent)"
-Listing = list[tuple[str, str | None, str]]
 
 
 def _first(a: Attrs, name: str) -> str | None:
@@ -104,14 +105,60 @@ def _first(a: Attrs, name: str) -> str | None:
     return vs[0].decode("utf-8", "replace") if vs else None
 
 
-def list_csns(conn: Conn, dns: Dns, flt: str) -> Listing:
-    """(DN, entryCSN, school code) of every student the filter matches: what
-    ``_read_changed`` compares with the view. Run ahead in a thread by ``sync/run.py`` for a
-    national roster."""
-    return [(dn, _first(a, "entryCSN"), sys.intern((_first(a, "mimsSchoolCode") or "").upper()))
-            for dn, a in conn.search_paged(dns.students, ldap.SCOPE_ONELEVEL, flt,
-                                           ["entryCSN", "mimsSchoolCode"],
-                                           "listing the students in scope")]
+@dataclass
+class Listing:
+    """Every student a filter matched, compared with ``view`` as the pages came.
+
+    Why compared as it comes, not kept as it came: the listing is taken in a thread while the
+    roster is read, and half a million (DN, entryCSN) pairs held until the roster is done were
+    the top of a national run's memory (about 120 MiB at 500,000, on top of the view and the
+    roster). An entry the view holds unchanged is kept as the view's own object (8 bytes of a
+    list); only the others keep their DN."""
+
+    view: View | None
+    kept: list[Remembered] = field(default_factory=list)  # DN and entryCSN as in the view
+    stale: list[tuple[str, str]] = field(default_factory=list)  # (DN, school) of the others
+
+    def add(self, dn: str, csn: str | None, school: str) -> None:
+        known = unchanged(self.view, dn, csn) if self.view is not None else None
+        if known is None:
+            self.stale.append((dn, school))
+        else:
+            self.kept.append(known)
+
+
+def ready(view: View) -> Future[View]:
+    """A view already loaded, as ``list_csns`` takes it."""
+    done: Future[View] = Future()
+    done.set_result(view)
+    return done
+
+
+def list_csns(conn: Conn, dns: Dns, flt: str, view: Future[View]) -> Listing:
+    """The students the filter matches, compared with ``view`` (``Listing``). Run ahead in a
+    thread by ``sync/run.py`` for a national roster, before the view is loaded: the pages that
+    come before it are held as they came (DN, entryCSN, school) and compared once it is."""
+    backlog: list[tuple[str, str | None, str]] | None = []
+    out = Listing(None)
+    for dn, a in conn.search_paged(dns.students, ldap.SCOPE_ONELEVEL, flt,
+                                   ["entryCSN", "mimsSchoolCode"],
+                                   "listing the students in scope"):
+        entry = (dn, _first(a, "entryCSN"),
+                 sys.intern((_first(a, "mimsSchoolCode") or "").upper()))
+        if backlog is not None:
+            if not view.done():
+                backlog.append(entry)
+                continue
+            out.view = view.result()
+            for held in backlog:
+                out.add(*held)
+            backlog = None
+        out.add(*entry)
+    if backlog is not None:
+        out.view = view.result()
+        for held in backlog:
+            out.add(*held)
+    return out
 
 
 def _read_changed(conn: Conn, dns: Dns, flt: str, view: View, wanted: set[str],
@@ -119,22 +166,13 @@ def _read_changed(conn: Conn, dns: Dns, flt: str, view: View, wanted: set[str],
                   ) -> tuple[list[DirStudent | Remembered], int]:
     """The students of the ``wanted`` schools, from the view where their entryCSN has not
     moved: (students, how many were read in full). ``listing``: ``list_csns`` of ``flt``,
-    if already taken (it is emptied). Students of other schools are not read at all."""
-    kept: list[DirStudent | Remembered] = []
-    stale: list[str] = []
-    entries = listing if listing is not None else list_csns(conn, dns, flt)
-    # Taken apart as it is read (the listing is the caller's no longer): half a million
-    # entryCSNs are freed as the students they name are found, not after.
-    entries.reverse()
-    while entries:
-        dn, csn, school = entries.pop()
-        if school not in wanted:
-            continue
-        known = unchanged(view, dn, csn)
-        if known is None:
-            stale.append(dn)
-        else:
-            kept.append(known)
+    if already taken (used only if compared with this very view). Students of other
+    schools are not read at all."""
+    if listing is None or listing.view is not view:
+        listing = list_csns(conn, dns, flt, ready(view))
+    kept: list[DirStudent | Remembered] = [s for s in listing.kept if s.school in wanted]
+    stale = [dn for dn, school in listing.stale if school in wanted]
+    del listing
     if len(stale) > max(STALE_FLOOR, (len(kept) + len(stale)) // 5):
         # Most of it changed (a new school year): one paged read beats many look-ups.
         everything: list[DirStudent | Remembered] = [
