@@ -76,7 +76,9 @@ class Known(Protocol):
     def raw(self) -> bytes | None: ...  # the digest of that row's raw cells
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, like sync.model.Remembered: one a row of a national roster, and a frozen
+# dataclass's __init__ costs four times a plain one's. Never written after it is made.
+@dataclass(slots=True, eq=False)
 class QuietRow:
     """A row whose raw cells are, byte for byte, those of a row the last run found its student
     to match (``known``): the field rules gave that row a clean bill and would give this one

@@ -71,7 +71,9 @@ def load_bytes(path: str | os.PathLike[str]) -> bytes:
         raise RosterError(f"{shown}: cannot be read: {exc.strerror or exc}") from None
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, like sync.model.Remembered: one a row of a national roster, and a frozen
+# dataclass's __init__ costs four times a plain one's. Never written after it is made.
+@dataclass(slots=True, eq=False)
 class TableRow:
     """One non-blank record.
 
