@@ -374,3 +374,26 @@ def test_a_view_no_run_has_written_for_weeks_is_deleted(tmp_path: Path) -> None:
     save_view(tmp_path / "view-aaaaaaaaaaaaaaaa.json", "dc=x", ATTRS, [], {}, "")
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "last-run.json", "view-aaaaaaaaaaaaaaaa.json", "view-fedcba9876543210.json"]
+
+
+@pytest.mark.parametrize("listed", [False, True], ids=["looked-up", "listed"])
+def test_teachers_and_emails_are_found_alike_looked_up_or_listed(
+        slapd: Config, root: Conn, dns: Dns, make, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+        listed: bool) -> None:
+    """A national roster's 17,000 form teachers are found by one listing of the staff's
+    emails, a school's few by look-ups, and its emails among the students read: the same
+    answers either way, a teacher with two addresses found by the second too."""
+    import mimsdir.sync.state as sync_state
+
+    if listed:
+        monkeypatch.setattr(sync_state, "TEACHERS_LISTED", 0)
+    teacher = make.teacher()
+    other = make.teacher()
+    second = f"second.{teacher.uid.lower()}@staff.test.sg"
+    root.modify(teacher.dn, [(ldap.MOD_ADD, "mail", [second.encode()])], "a second address")
+    pupil = make.student()
+    with service_conn(slapd, "sync") as c:
+        state = read_state(c, dns, [make.school], [], [pupil.mail.upper(), "nobody@x.sg"],
+                           [second.upper(), other.mail, "gone@staff.test.sg"])
+    assert state.teachers == {second: teacher.dn, other.mail.lower(): other.dn}
+    assert state.mail_owners == {pupil.mail.lower(): pupil.uid}

@@ -30,6 +30,9 @@ ATTRS = ("uid", "mail", "givenName", "sn", "cn", "mimsSchoolCode", "mimsLevel", 
          # presence says the class is there, without reading objectClass for every student.
          "uidNumber", "gidNumber", "homeDirectory", "loginShell")
 BATCH = 100
+# Above this many form teachers, the staff's emails are listed rather than looked up (and
+# the roster's emails found among the students read rather than looked up).
+TEACHERS_LISTED = 2000
 # Above this many changed students (and a fifth of the scope), one paged read of the scope
 # costs less than reading them a hundred at a time.
 STALE_FLOOR = 2000
@@ -227,9 +230,12 @@ def read_state(conn: Conn, dns: Dns, scope: Sequence[str], roster_uids: Iterable
             students[s.uid.lower()] = s
     # Only the roster's emails: a national directory's every mail would be a dictionary of
     # half a million entries, to answer for the few rows that are not quiet.
+    # A few (a quiet night's changed rows) are looked up; many are found among the students
+    # read, and only the rest looked up (each student's mail lower-cased: 0.2 s at 500,000).
     wanted_mails = {m.lower() for m in roster_mails}
     owners = {low: s.uid for s in students.values()
-              if s.mail and (low := s.mail.lower()) in wanted_mails}
+              if s.mail and (low := s.mail.lower()) in wanted_mails
+              } if len(wanted_mails) > TEACHERS_LISTED else {}
     unknown = sorted(wanted_mails - set(owners))
     for chunk in _chunks(unknown):
         for dn, a in conn.search(dns.students, ldap.SCOPE_ONELEVEL, filter_any("mail", chunk),
@@ -237,16 +243,35 @@ def read_state(conn: Conn, dns: Dns, scope: Sequence[str], roster_uids: Iterable
             got = first(a, "mail")
             if got:
                 owners[got.lower()] = first(a, "uid") or dn
-    teachers: dict[str, str] = {}
-    for chunk in _chunks(sorted({t.lower() for t in teacher_mails})):
-        for dn, a in conn.search(dns.staff, ldap.SCOPE_SUBTREE, filter_any("mail", chunk),
-                                 ["mail"], "looking up form teachers"):
-            got = first(a, "mail")
-            if got:
-                teachers[got.lower()] = dn
+    teachers = _teachers(conn, dns, {t.lower() for t in teacher_mails})
     groups = {name: str(gid) for name, gid in read_groups(conn, dns).items()}
     return DirectoryState(students=students, mail_owners=owners, teachers=teachers,
                           groups=groups, reused=reused, fetched=fetched, quiet=quiet)
+
+
+def _teachers(conn: Conn, dns: Dns, wanted: set[str]) -> dict[str, str]:
+    """Lower-case email -> DN of each wanted form teacher found under the staff. A national
+    roster names some 17,000: one paged listing of the staff's emails costs a fraction of 170
+    searches of a hundred (measured at 500,000 students: 0.1 s against 0.7 s)."""
+    found: dict[str, str] = {}
+
+    def keep(dn: str, a: Attrs) -> None:
+        # Every value: a teacher with two addresses is found by either.
+        for value in next((vs for k, vs in a.items() if k.lower() == "mail"), ()):
+            low = value.decode("utf-8", "replace").lower()
+            if low in wanted:
+                found[low] = dn
+
+    if len(wanted) > TEACHERS_LISTED:
+        for dn, a in conn.search_paged(dns.staff, ldap.SCOPE_SUBTREE, "(mail=*)", ["mail"],
+                                       "listing the staff's emails"):
+            keep(dn, a)
+        return found
+    for chunk in _chunks(sorted(wanted)):
+        for dn, a in conn.search(dns.staff, ldap.SCOPE_SUBTREE, filter_any("mail", chunk),
+                                 ["mail"], "looking up form teachers"):
+            keep(dn, a)
+    return found
 
 
 def fingerprint(state: DirectoryState) -> str:
