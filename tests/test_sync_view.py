@@ -386,7 +386,7 @@ def test_teachers_and_emails_are_found_alike_looked_up_or_listed(
     import mimsdir.sync.state as sync_state
 
     if listed:
-        monkeypatch.setattr(sync_state, "TEACHERS_LISTED", 0)
+        monkeypatch.setattr(sync_state, "LOOKUPS_MAX", 0)
     teacher = make.teacher()
     other = make.teacher()
     second = f"second.{teacher.uid.lower()}@staff.test.sg"

@@ -32,7 +32,7 @@ ATTRS = ("uid", "mail", "givenName", "sn", "cn", "mimsSchoolCode", "mimsLevel", 
 BATCH = 100
 # Above this many form teachers, the staff's emails are listed rather than looked up (and
 # the roster's emails found among the students read rather than looked up).
-TEACHERS_LISTED = 2000
+LOOKUPS_MAX = 2000
 # Above this many changed students (and a fifth of the scope), one paged read of the scope
 # costs less than reading them a hundred at a time.
 STALE_FLOOR = 2000
@@ -235,7 +235,7 @@ def read_state(conn: Conn, dns: Dns, scope: Sequence[str], roster_uids: Iterable
     wanted_mails = {m.lower() for m in roster_mails}
     owners = {low: s.uid for s in students.values()
               if s.mail and (low := s.mail.lower()) in wanted_mails
-              } if len(wanted_mails) > TEACHERS_LISTED else {}
+              } if len(wanted_mails) > LOOKUPS_MAX else {}
     unknown = sorted(wanted_mails - set(owners))
     for chunk in _chunks(unknown):
         for dn, a in conn.search(dns.students, ldap.SCOPE_ONELEVEL, filter_any("mail", chunk),
@@ -262,7 +262,7 @@ def _teachers(conn: Conn, dns: Dns, wanted: set[str]) -> dict[str, str]:
             if low in wanted:
                 found[low] = dn
 
-    if len(wanted) > TEACHERS_LISTED:
+    if len(wanted) > LOOKUPS_MAX:
         for dn, a in conn.search_paged(dns.staff, ldap.SCOPE_SUBTREE, "(mail=*)", ["mail"],
                                        "listing the staff's emails"):
             keep(dn, a)
