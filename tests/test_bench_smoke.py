@@ -71,3 +71,15 @@ def test_argon2_of_reads_the_parameters_of_a_stored_hash() -> None:
     assert workloads.nearest_rank([3.0, 1.0, 2.0], 0.5) == 2.0
     assert workloads.nearest_rank([float(i) for i in range(1, 101)], 0.99) == 99.0
     assert math.isnan(workloads.nearest_rank([], 0.5))
+
+
+def test_argon2_cost_measures_every_implementation_here() -> None:
+    """benchmarks/argon2_cost.py (docs/performance.md, "Capacity plan"): the three
+    implementations this machine has all hash, and their CPU is counted (small parameters)."""
+    from benchmarks.argon2_cost import IMPLEMENTATIONS, measure, thp_mode
+
+    for name in IMPLEMENTATIONS:
+        got = measure(name, m=256, t=1, hashes=3)
+        assert got is not None, f"{name} is not installed (scripts/bootstrap.sh installs it)"
+        assert got["user_ms"] >= 0 and got["kernel_ms"] >= 0
+    assert thp_mode() in {"always", "madvise", "never", "unknown"}
