@@ -141,26 +141,28 @@ def list_csns(conn: Conn, dns: Dns, flt: str, view: Future[View]) -> Listing:
     """The students the filter matches, compared with ``view`` (``Listing``). Run ahead in a
     thread by ``sync/run.py`` for a national roster, before the view is loaded: the pages that
     come before it are held as they came (DN, entryCSN, school) and compared once it is."""
-    backlog: list[tuple[str, str | None, str]] | None = []
+    backlog: list[tuple[str, str | None, str]] = []
     out = Listing(None)
+
+    def catch_up() -> None:  # the view is there (or waited for): compare what was held
+        out.view = view.result()
+        for held in backlog:
+            out.add(*held)
+        backlog.clear()
+
     for dn, a in conn.search_paged(dns.students, ldap.SCOPE_ONELEVEL, flt,
                                    ["entryCSN", "mimsSchoolCode"],
                                    "listing the students in scope"):
         entry = (dn, _first(a, "entryCSN"),
                  sys.intern((_first(a, "mimsSchoolCode") or "").upper()))
-        if backlog is not None:
+        if out.view is None:
             if not view.done():
                 backlog.append(entry)
                 continue
-            out.view = view.result()
-            for held in backlog:
-                out.add(*held)
-            backlog = None
+            catch_up()
         out.add(*entry)
-    if backlog is not None:
-        out.view = view.result()
-        for held in backlog:
-            out.add(*held)
+    if out.view is None:
+        catch_up()
     return out
 
 
