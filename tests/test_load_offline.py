@@ -96,6 +96,31 @@ def test_offline_load_refuses_a_running_directory_and_names_the_line_of_a_bad_en
         loader.load_offline(cfg, path)
 
 
+def test_an_offline_load_is_on_disk_before_it_returns(
+        stopped: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """slapadd -q writes through MDB_WRITEMAP with MDB_NOSYNC and never syncs: the load
+    must fsync the database file (and its folder) itself before it says "loaded"."""
+    import os
+
+    cfg = load_config(stopped)
+    base = cfg.ldap.base_dn
+    path = tmp_path / "one.ldif"
+    path.write_text(f"dn: cn=one,ou=services,{base}\nobjectClass: applicationProcess\n"
+                    f"cn: one\n\n")
+    synced: list[str] = []
+    real = os.fsync
+
+    def recording(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    assert loader.load_offline(cfg, path).entries == 1
+    data = cfg.state_dir / "data"
+    assert str((data / "data.mdb").resolve()) in synced
+    assert str(data.resolve()) in synced
+
+
 def test_offline_load_needs_a_directory_made_first(tmp_path: Path) -> None:
     cfg = load_config(write_config(tmp_path / "config.yaml", tmp_path / "state", free_port()))
     path = tmp_path / "x.ldif"

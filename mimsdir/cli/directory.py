@@ -159,8 +159,9 @@ def load(ctx: Ctx, ldif: Path, offline: bool) -> None:
 
     Entries that already exist are left as they are and counted, so loading twice is safe.
     With --offline the directory must be stopped: slapadd writes the database directly
-    (hundreds of thousands of entries, operational attributes of a backup kept); an entry
-    that exists already stops the load there.
+    (hundreds of thousands of entries, operational attributes of a backup kept), and the
+    database is synced to disk before it returns; an entry that exists already stops the
+    load there.
 
     \b
     Example:

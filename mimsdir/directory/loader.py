@@ -9,6 +9,7 @@ timestamps) are kept, and half a million entries take minutes, not hours.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
@@ -23,6 +24,7 @@ from mimsdir.directory import server
 from mimsdir.directory.server import root_conn
 from mimsdir.errors import DirectoryError, UsageError
 from mimsdir.ldapio import translate
+from mimsdir.secret_docs import fsync_dir
 
 
 class _Collect(ldif.LDIFParser):
@@ -110,7 +112,6 @@ def load_offline(cfg: Config, path: Path) -> OfflineLoad:
         cmd[1:1] = ["-S", str(sid)]
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - t0
     if res.returncode != 0:
         lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
         found = next((ln for ln in lines if _SLAPADD_LINE.search(ln)), lines[-1] if lines else "")
@@ -119,4 +120,21 @@ def load_offline(cfg: Config, path: Path) -> OfflineLoad:
         raise DirectoryError(f"{at}: slapadd refused the load: {found.strip()} (the entries "
                              f"before it were added; fix the file and load the rest, or "
                              f"restore the backup)")
-    return OfflineLoad(entries, seconds)
+    durable(cfg.state_dir / "data")
+    return OfflineLoad(entries, time.perf_counter() - t0)  # the load as far as the disk
+
+
+def durable(env: Path) -> None:
+    """Put a database that ``slapadd -q`` wrote on disk before saying it is loaded.
+
+    Why: in quick mode back-mdb opens the files with MDB_NOSYNC and MDB_WRITEMAP and does
+    not sync them when it closes (servers/slapd/back-mdb/init.c, ``mdb_db_close``): the load
+    sits in the page cache as dirty pages until the kernel writes them back, so a power cut
+    in the next minutes loses or damages it, and the slapd started after it meets a
+    gigabyte of writeback at its first commit. Measured at 500,000 (1 GiB)."""
+    fd = os.open(env / "data.mdb", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(env)
