@@ -17,19 +17,20 @@ import ctypes
 import ctypes.util
 import os
 import resource
+import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.workloads import libsodium
 
 SECRET = b"Bench-Only-Password-1"
 
 
 def _sodium(m: int, t: int) -> Callable[[], None] | None:
-    name = ctypes.util.find_library("sodium")
-    if name is None:
-        return None
-    lib = ctypes.CDLL(name)
-    if lib.sodium_init() < 0:
+    lib = libsodium()
+    if lib is None:
         return None
     out = ctypes.create_string_buffer(32)
     salt = os.urandom(16)

@@ -113,7 +113,7 @@ def _started(_: int) -> int:
 
 
 @functools.cache
-def _sodium() -> Any:
+def libsodium() -> Any:
     """libsodium, the argon2 of slapd's module (scripts/build_pwcheck.sh); None without it."""
     import ctypes
     import ctypes.util
@@ -140,7 +140,7 @@ def floor_implementation(a: argon2.Parameters) -> str:
     """Which argon2 the floor hashes with: libsodium (SIMD, chosen at run time: the
     implementation slapd's module uses, and the fastest on this machine, 27 ms a hash against
     argon2-cffi's 38 ms) where it can do these parameters (one lane), else argon2-cffi."""
-    return "libsodium" if a.parallelism == 1 and _sodium() is not None else "argon2-cffi"
+    return "libsodium" if a.parallelism == 1 and libsodium() is not None else "argon2-cffi"
 
 
 def hasher(a: argon2.Parameters) -> Callable[[], None]:
@@ -149,7 +149,7 @@ def hasher(a: argon2.Parameters) -> Callable[[], None]:
     if floor_implementation(a) == "libsodium":
         import ctypes
 
-        lib = _sodium()
+        lib = libsodium()
         salt = os.urandom(16)  # crypto_pwhash_SALTBYTES
         alg = (lib.crypto_pwhash_alg_argon2id13() if a.type is argon2.Type.ID
                else lib.crypto_pwhash_alg_argon2i13())
