@@ -11,6 +11,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from mimsdir.disk import fsync_dir
 from mimsdir.errors import ExitCode, MimsError
 
 __all__ = ["CardData", "FontMissing", "SlipData", "write_secret_file"]
@@ -95,11 +96,3 @@ def write_secret_file(path: str | os.PathLike[str], data: bytes) -> None:
         raise
     fsync_dir(directory)
 
-
-def fsync_dir(directory: Path) -> None:
-    """Make a rename in ``directory`` durable: the file is on disk, this makes its name so."""
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

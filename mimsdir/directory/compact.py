@@ -25,8 +25,8 @@ from pathlib import Path
 
 from mimsdir.config import Config
 from mimsdir.directory import server
+from mimsdir.disk import fsync_dir, fsync_file
 from mimsdir.errors import DirectoryError, UsageError
-from mimsdir.secret_docs import fsync_dir
 
 #: The LMDB environments under the state directory: the data and the audit log.
 DATABASES = ("data", "accesslog")
@@ -90,12 +90,8 @@ def _compact_one(name: str, env: Path) -> Compacted:
             raise DirectoryError(f"{env}: mdb_copy -c failed, nothing changed: "
                                  f"{res.stderr.strip()[:200]}")
         copy = work / "data.mdb"
-        fd = os.open(copy, os.O_RDONLY)
-        try:
-            os.fchmod(fd, 0o600)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        os.chmod(copy, 0o600)
+        fsync_file(copy)
         os.replace(copy, env / "data.mdb")
         fsync_dir(env)
     finally:

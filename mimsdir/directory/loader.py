@@ -9,7 +9,6 @@ timestamps) are kept, and half a million entries take minutes, not hours.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import time
@@ -22,9 +21,9 @@ import ldif
 from mimsdir.config import Config
 from mimsdir.directory import server
 from mimsdir.directory.server import root_conn
+from mimsdir.disk import fsync_dir, fsync_file
 from mimsdir.errors import DirectoryError, UsageError
 from mimsdir.ldapio import translate
-from mimsdir.secret_docs import fsync_dir
 
 
 class _Collect(ldif.LDIFParser):
@@ -129,12 +128,7 @@ def durable(env: Path) -> None:
 
     Why: in quick mode back-mdb opens the files with MDB_NOSYNC and MDB_WRITEMAP and does
     not sync them when it closes (servers/slapd/back-mdb/init.c, ``mdb_db_close``): the load
-    sits in the page cache as dirty pages until the kernel writes them back, so a power cut
-    in the next minutes loses or damages it, and the slapd started after it meets a
-    gigabyte of writeback at its first commit. Measured at 500,000 (1 GiB)."""
-    fd = os.open(env / "data.mdb", os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    sits in the page cache as dirty pages until the kernel writes them back (1 GiB at
+    500,000 students), so a power cut in the next minutes loses or damages it."""
+    fsync_file(env / "data.mdb")
     fsync_dir(env)

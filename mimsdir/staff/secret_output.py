@@ -27,8 +27,9 @@ import contextlib
 import os
 from pathlib import Path
 
+from mimsdir.disk import fsync_dir
 from mimsdir.errors import UsageError
-from mimsdir.secret_docs import fsync_dir, write_secret_file
+from mimsdir.secret_docs import write_secret_file
 
 
 class StagedSecretFile:

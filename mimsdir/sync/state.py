@@ -18,7 +18,7 @@ import ldap.dn
 
 from mimsdir.directory.idpool import read_groups
 from mimsdir.directory.slapdconf import Dns
-from mimsdir.ldapio import Attrs, Conn, filter_any, first
+from mimsdir.ldapio import Attrs, Conn, filter_any, first, values
 from mimsdir.sync.model import DirStudent, Remembered
 from mimsdir.sync.plan import DirectoryState
 from mimsdir.sync.view import View, shared, unchanged
@@ -259,8 +259,8 @@ def _teachers(conn: Conn, dns: Dns, wanted: set[str]) -> dict[str, str]:
 
     def keep(dn: str, a: Attrs) -> None:
         # Every value: a teacher with two addresses is found by either.
-        for value in next((vs for k, vs in a.items() if k.lower() == "mail"), ()):
-            low = value.decode("utf-8", "replace").lower()
+        for value in values(a, "mail"):
+            low = value.lower()
             if low in wanted:
                 found[low] = dn
 
