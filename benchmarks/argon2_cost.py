@@ -2,11 +2,12 @@
 """What one argon2 hash at slapd's parameters costs in user CPU and in the kernel, for each
 implementation on this machine, and the kernel's transparent-huge-page mode.
 
-Why the kernel column: libsodium (slapd's module, the benchmark's floor) maps each hash's
-memory (19 MiB at m=19456) with mmap and unmaps it after, so every hash faults its pages in
-again: 8-10 ms of a 19-25 ms hash here, where argon2-cffi's and Debian's libargon2 (malloc,
-memory reused) spend under a millisecond there but more in their arithmetic
-(docs/performance.md, "Capacity plan"). Each runs in a process of its own, one after another.
+Why the kernel column: libsodium (slapd's module until 2026-12-02) maps each hash's memory
+(19 MiB at m=19456) with mmap and unmaps it after, so every hash faults its pages in again:
+8-10 ms of a 19-25 ms hash here, where the project's build of argon2's reference code
+(slapd's module now, and the benchmark's floor), argon2-cffi's and Debian's libargon2
+(malloc, memory reused) spend under a millisecond there (docs/performance.md, "Capacity
+plan"). Each runs in a process of its own, one after another.
 Usage: .venv/bin/python benchmarks/argon2_cost.py [--hashes 40] [--m 19456] [--t 3]
 """
 
@@ -23,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.workloads import libsodium
+from benchmarks.workloads import libsodium, mims_argon2
 
 SECRET = b"Bench-Only-Password-1"
 
@@ -40,6 +41,22 @@ def _sodium(m: int, t: int) -> Callable[[], None] | None:
         if lib.crypto_pwhash(out, ctypes.c_ulonglong(32), SECRET, ctypes.c_ulonglong(len(SECRET)),
                              salt, ctypes.c_ulonglong(t), ctypes.c_size_t(m * 1024), alg):
             raise RuntimeError("crypto_pwhash failed")
+    return one
+
+
+def _mims(m: int, t: int) -> Callable[[], None] | None:
+    """The project's build (build/mims_pwcheck/libmims_argon2.so: slapd's module's code)."""
+    lib = mims_argon2()
+    if lib is None:
+        return None
+    out = ctypes.create_string_buffer(32)
+    salt = os.urandom(16)
+
+    def one() -> None:
+        if lib.argon2id_hash_raw(ctypes.c_uint32(t), ctypes.c_uint32(m), ctypes.c_uint32(1),
+                                 SECRET, ctypes.c_size_t(len(SECRET)), salt, ctypes.c_size_t(16),
+                                 out, ctypes.c_size_t(32)):
+            raise RuntimeError("argon2id_hash_raw failed")
     return one
 
 
@@ -71,7 +88,7 @@ def _cffi(m: int, t: int) -> Callable[[], None] | None:
     return one
 
 
-IMPLEMENTATIONS = {"libsodium": _sodium, "libargon2 (Debian)": _libargon2,
+IMPLEMENTATIONS = {"mimsdir": _mims, "libsodium": _sodium, "libargon2 (Debian)": _libargon2,
                    "argon2-cffi": _cffi}
 
 

@@ -473,7 +473,7 @@ class Bench:
 
 def _argon2_name(a: argon2.Parameters) -> str:
     return (f"argon2{a.type.name.lower()} m={a.memory_cost} t={a.time_cost} p={a.parallelism} "
-            f"({workloads.floor_implementation(a)})")
+            f"({workloads.floor_implementation()})")
 
 
 def machine() -> dict[str, Any]:

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """What a student's bind costs with slapd's argon2 parameters, against a floor measured in the
-same run: raw argon2 at the same parameters (libsodium, as slapd's module; one thread), which
+same run: raw argon2 at the same parameters (the code of slapd's module; one thread), which
 is the least any bind must cost, and an LDAP whoami round trip (the protocol's own cost without
 hashing).
 

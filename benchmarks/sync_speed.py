@@ -84,7 +84,7 @@ def main() -> None:
         a = workloads.slapd_params(cfg)
         first = roster(tmp / "r1.csv", n)
         t_create = timed(lambda: run(cfg, SyncOptions(roster=first)))
-        # The floor: argon2 at slapd's parameters (libsodium, as slapd's module) on every
+        # The floor: argon2 at slapd's parameters (the code of slapd's module) on every
         # core at once (memory bandwidth, not only cores, limits parallel argon2: measure it
         # rather than divide).
         cores = os.cpu_count() or 1

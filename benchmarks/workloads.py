@@ -2,10 +2,10 @@
 
 - ``argon2_rate``: argon2 hashes a second at the parameters of a given hash (read from the
   directory: type, version, m, t, p, lengths), every core busy at once, each core its own
-  process, with the fastest argon2 here (libsodium, as slapd's module: see
-  ``floor_implementation``). A verification is one hash and a comparison, and slapd hashes
-  every new password and every sign-in: this rate is the most sign-ins or first passwords a
-  second the machine can give, whatever serves them.
+  process, with the fastest argon2 here (the project's build of argon2's reference code, as
+  slapd's module: see ``floor_implementation``). A verification is one hash and a
+  comparison, and slapd hashes every new password and every sign-in: this rate is the most
+  sign-ins or first passwords a second the machine can give, whatever serves them.
 - ``device_storm``: CLIENTS devices signing students in over StartTLS with simple binds and
   the password policy control, as nslcd and SSSD do. ``reconnect=False``: one connection
   per device, each sign-in a new bind on it; ``reconnect=True``: a new connection (TCP,
@@ -114,7 +114,7 @@ def _started(_: int) -> int:
 
 @functools.cache
 def libsodium() -> Any:
-    """libsodium, the argon2 of slapd's module (scripts/build_pwcheck.sh); None without it."""
+    """libsodium, slapd's module's argon2 until 2026-12-02 (a comparison now); None without it."""
     import ctypes
     import ctypes.util
 
@@ -127,6 +127,27 @@ def libsodium() -> Any:
     return lib
 
 
+@functools.cache
+def mims_argon2() -> Any:
+    """The project's argon2 (build/mims_pwcheck/libmims_argon2.so, the objects of slapd's
+    module: argon2's reference code, SIMD chosen at load); None where it is not built."""
+    import ctypes
+
+    from mimsdir.config import PWCHECK_BUILD_DIR
+
+    path = PWCHECK_BUILD_DIR / "libmims_argon2.so"
+    if not path.is_file():
+        return None
+    lib = ctypes.CDLL(str(path))
+    lib.mims_argon2_simd.restype = ctypes.c_char_p
+    u32, size, ptr = ctypes.c_uint32, ctypes.c_size_t, ctypes.c_void_p
+    # argon2.h: argon2_hash(t, m, p, pwd, pwdlen, salt, saltlen, hash, hashlen, encoded,
+    # encodedlen, type, version)
+    lib.argon2_hash.argtypes = [u32, u32, u32, ptr, size, ptr, size, ptr, size, ptr, size,
+                                ctypes.c_int, u32]
+    return lib
+
+
 def slapd_params(cfg: Config) -> argon2.Parameters:
     """The parameters slapd hashes with: argon2id from the project's module, argon2i from
     Debian's (``directory.argon2_module`` empty)."""
@@ -136,34 +157,31 @@ def slapd_params(cfg: Config) -> argon2.Parameters:
         salt_len=16, hash_len=32, time_cost=a.t, memory_cost=a.m, parallelism=a.p)
 
 
-def floor_implementation(a: argon2.Parameters) -> str:
-    """Which argon2 the floor hashes with: libsodium (SIMD, chosen at run time: the
-    implementation slapd's module uses, and the fastest on this machine, 27 ms a hash against
-    argon2-cffi's 38 ms) where it can do these parameters (one lane), else argon2-cffi."""
-    return "libsodium" if a.parallelism == 1 and libsodium() is not None else "argon2-cffi"
+def floor_implementation() -> str:
+    """Which argon2 the floor hashes with: the project's build (the code of slapd's module,
+    and the fastest here: 11.6 ms of CPU a hash with AVX-512F against libsodium's 24 and
+    argon2-cffi's 38), else argon2-cffi."""
+    lib = mims_argon2()
+    return f"mimsdir {lib.mims_argon2_simd().decode()}" if lib is not None else "argon2-cffi"
 
 
 def hasher(a: argon2.Parameters) -> Callable[[], None]:
-    """One argon2 hash at ``a``'s parameters, with the floor's implementation."""
+    """One argon2 hash at ``a``'s parameters, with the floor's implementation (memory reused
+    from one hash to the next by malloc, as in slapd's module)."""
     secret = b"Bench-Only-Password-1"
-    if floor_implementation(a) == "libsodium":
+    salt = os.urandom(a.salt_len)
+    lib = mims_argon2()
+    if lib is not None:
         import ctypes
 
-        lib = libsodium()
-        salt = os.urandom(16)  # crypto_pwhash_SALTBYTES
-        alg = (lib.crypto_pwhash_alg_argon2id13() if a.type is argon2.Type.ID
-               else lib.crypto_pwhash_alg_argon2i13())
         out = ctypes.create_string_buffer(a.hash_len)
-        memlimit = ctypes.c_size_t(a.memory_cost * 1024)
+        kind = {argon2.Type.D: 0, argon2.Type.I: 1, argon2.Type.ID: 2}[a.type]
 
-        def sodium() -> None:
-            if lib.crypto_pwhash(out, ctypes.c_ulonglong(a.hash_len), secret,
-                                 ctypes.c_ulonglong(len(secret)), salt,
-                                 ctypes.c_ulonglong(a.time_cost), memlimit, alg) != 0:
-                raise RuntimeError("libsodium's crypto_pwhash failed")
-        return sodium
-
-    salt = os.urandom(a.salt_len)
+        def mims() -> None:
+            if lib.argon2_hash(a.time_cost, a.memory_cost, a.parallelism, secret, len(secret),
+                               salt, len(salt), out, a.hash_len, None, 0, kind, a.version):
+                raise RuntimeError("argon2_hash failed")
+        return mims
 
     def cffi() -> None:
         al.hash_secret_raw(secret, salt, time_cost=a.time_cost, memory_cost=a.memory_cost,

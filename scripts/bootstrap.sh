@@ -12,8 +12,9 @@ cd "$(dirname "$0")/.."
 # their own nginx (-p/-c in a temp dir, a free loopback port); Debian's postinst starts the
 # system one only when port 80 is free, and a container's policy-rc.d stops even that.
 # xmlsec1: the XML signature tool pysaml2 runs for the SAML IdP (signs responses, checks SPs'
-# signed requests). libsodium-dev: slapd's argon2 module is built against libsodium
-# (scripts/build_pwcheck.sh), whose SIMD argon2 checks a password in two thirds of the time.
+# signed requests). libsodium-dev: libsodium, the argon2 of slapd's module from 2026-12-01 to
+# 2026-12-02: the tests check that its hashes still sign in, benchmarks/argon2_cost.py compares
+# it (the module is now built on argon2's reference code by scripts/build_pwcheck.sh).
 # lmdb-utils: mdb_copy and mdb_stat for `mimsdir directory compact`.
 APT_PACKAGES=(slapd ldap-utils libldap2-dev libsasl2-dev libsodium-dev lmdb-utils
               fonts-noto-core fonts-noto-mono fonts-droid-fallback chromium curl nginx xmlsec1)

@@ -10,6 +10,7 @@ import contextlib
 import itertools
 import os
 import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -68,6 +69,13 @@ def _shifted_clock(request: pytest.FixtureRequest) -> Iterator[None]:
 
     with time_machine.travel(datetime.now(UTC) + timedelta(days=days), tick=True):
         yield
+
+
+def page_cached(path: Path) -> int:
+    """Bytes of ``path`` in the page cache (util-linux's fincore, which asks mincore)."""
+    out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    return int(out)
 
 
 def free_port() -> int:
