@@ -110,7 +110,7 @@ def test_a_schema_change_alone_rebuilds_cn_config(tmp_path: Path, monkeypatch) -
 
 
 def test_slapd_loads_the_projects_argon2_module_or_debians() -> None:
-    """The project's build (libsodium) by its absolute path; with argon2_module empty,
+    """The project's build by its absolute path; with argon2_module empty,
     Debian's, found in module_path. slappasswd loads the same one (server.hash_password)."""
     from mimsdir.config import Config
     from mimsdir.directory import slapdconf
