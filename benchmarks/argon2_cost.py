@@ -22,6 +22,7 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.workloads import libsodium, mims_argon2
@@ -44,9 +45,8 @@ def _sodium(m: int, t: int) -> Callable[[], None] | None:
     return one
 
 
-def _mims(m: int, t: int) -> Callable[[], None] | None:
-    """The project's build (build/mims_pwcheck/libmims_argon2.so: slapd's module's code)."""
-    lib = mims_argon2()
+def _reference(lib: Any, m: int, t: int) -> Callable[[], None] | None:
+    """An argon2id hash with a build of argon2's reference library (its argon2.h API)."""
     if lib is None:
         return None
     out = ctypes.create_string_buffer(32)
@@ -60,21 +60,18 @@ def _mims(m: int, t: int) -> Callable[[], None] | None:
     return one
 
 
+def _mims(m: int, t: int) -> Callable[[], None] | None:
+    """The project's build (build/mims_pwcheck/libmims_argon2.so: slapd's module's code)."""
+    return _reference(mims_argon2(), m, t)
+
+
 def _libargon2(m: int, t: int) -> Callable[[], None] | None:
     """Debian's libargon2 (the portable reference code: what Debian's slapd module uses)."""
     try:
         lib = ctypes.CDLL("libargon2.so.1")
     except OSError:
         return None
-    out = ctypes.create_string_buffer(32)
-    salt = os.urandom(16)
-
-    def one() -> None:
-        if lib.argon2id_hash_raw(ctypes.c_uint32(t), ctypes.c_uint32(m), ctypes.c_uint32(1),
-                                 SECRET, ctypes.c_size_t(len(SECRET)), salt, ctypes.c_size_t(16),
-                                 out, ctypes.c_size_t(32)):
-            raise RuntimeError("argon2id_hash_raw failed")
-    return one
+    return _reference(lib, m, t)
 
 
 def _cffi(m: int, t: int) -> Callable[[], None] | None:
