@@ -101,6 +101,8 @@ fi
 if [ ! -f "$ARGON2_SO" ] || [ ! -f "$ARGON2_LIB" ] || [ "$built_for" != "$version" ] \
     || [ slapd-modules/mims_argon2.c -nt "$ARGON2_SO" ] \
     || [ slapd-modules/argon2_simd.c -nt "$ARGON2_SO" ] \
+    || [ slapd-modules/argon2_kept.c -nt "$ARGON2_SO" ] \
+    || [ slapd-modules/argon2_kept.h -nt "$ARGON2_SO" ] \
     || [ scripts/build_pwcheck.sh -nt "$ARGON2_SO" ]; then
   headers
   lib=$ARGON2_SRC/libargon2
@@ -141,10 +143,11 @@ if [ ! -f "$ARGON2_SO" ] || [ ! -f "$ARGON2_LIB" ] || [ "$built_for" != "$versio
     gcc "${cflags[@]}" -c "$lib/src/ref.c" -o "$obj/ref.o"
   fi
   gcc "${cflags[@]}" -c slapd-modules/argon2_simd.c -o "$obj/argon2_simd.o"
+  gcc "${cflags[@]}" -Islapd-modules -c slapd-modules/argon2_kept.c -o "$obj/argon2_kept.o"
   ar rcs "$obj/libargon2.a" "$obj"/*.o
   # The library's symbols stay inside the module (--exclude-libs): a libargon2 that
   # something else loads into slapd keeps its own.
-  gcc -shared -fPIC -O2 -Wall -Wextra -Werror -I"$lib/include" \
+  gcc -shared -fPIC -O2 -Wall -Wextra -Werror -I"$lib/include" -Islapd-modules \
       -I"$tree/include" -I"$tree/servers/slapd" \
       -o "$ARGON2_SO.tmp" slapd-modules/mims_argon2.c "$obj/libargon2.a" \
       -Wl,--exclude-libs,ALL

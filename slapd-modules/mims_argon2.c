@@ -6,10 +6,10 @@
  * (10 of a 24 ms hash spent in the kernel) and slapd's threads queue for the process's
  * memory-map lock; built against libargon2 instead, 2.5.13's module makes argon2i and
  * stores the encoded string's terminating NUL and a stray byte in userPassword. This
- * module takes its memory from malloc (glibc keeps a freed 19 MiB block in the thread's
- * arena and hands it to the next hash: no page faults, no map lock), hashes with the
- * reference library's SIMD code for the CPU it runs on (argon2_simd.c), makes argon2id
- * (RFC 9106's recommendation) and stores exactly the encoded string.
+ * module hashes in memory each slapd thread keeps for its next hash (argon2_kept.c: no
+ * page faults, no map lock, whatever m is), with the reference library's SIMD code for the
+ * CPU it runs on (argon2_simd.c), makes argon2id (RFC 9106's recommendation) and stores
+ * exactly the encoded string.
  *
  * Compatible with what came before: it checks argon2id, argon2i and argon2d hashes from
  * libsodium, from Debian's module (whose stray bytes after the NUL are ignored) and from
@@ -28,6 +28,8 @@
 
 #include <argon2.h>
 
+#include "argon2_kept.h"
+
 #define SALT_LENGTH 16
 #define HASH_LENGTH 32
 /* Longer than any hash this module or libsodium makes (~100 characters). */
@@ -39,8 +41,8 @@ static unsigned long parallelism = 1;
 
 static const struct berval scheme = BER_BVC("{ARGON2}");
 
-static int mims_argon2_hash(const struct berval *sch, const struct berval *passwd,
-                            struct berval *hash, const char **text) {
+static int scheme_hash(const struct berval *sch, const struct berval *passwd,
+                       struct berval *hash, const char **text) {
     unsigned char salt[SALT_LENGTH];
     size_t encoded = argon2_encodedlen(iterations, memory, parallelism, SALT_LENGTH,
                                        HASH_LENGTH, Argon2_id);
@@ -51,8 +53,9 @@ static int mims_argon2_hash(const struct berval *sch, const struct berval *passw
     p = ber_memalloc(sch->bv_len + encoded);
     if (p == NULL) return LUTIL_PASSWD_ERR;
     AC_MEMCPY(p, sch->bv_val, sch->bv_len);
-    if (argon2id_hash_encoded(iterations, memory, parallelism, passwd->bv_val, passwd->bv_len,
-                              salt, sizeof salt, HASH_LENGTH, p + sch->bv_len, encoded)
+    if (mims_argon2_hash_encoded(iterations, memory, parallelism, passwd->bv_val,
+                                 passwd->bv_len, salt, sizeof salt, HASH_LENGTH,
+                                 p + sch->bv_len, encoded, Argon2_id)
         != ARGON2_OK) {
         ber_memfree(p);
         return LUTIL_PASSWD_ERR;
@@ -62,8 +65,8 @@ static int mims_argon2_hash(const struct berval *sch, const struct berval *passw
     return LUTIL_PASSWD_OK;
 }
 
-static int mims_argon2_verify(const struct berval *sch, const struct berval *passwd,
-                              const struct berval *cred, const char **text) {
+static int scheme_verify(const struct berval *sch, const struct berval *passwd,
+                         const struct berval *cred, const char **text) {
     /* The stored value up to its first NUL, copied so that argon2 reads a terminated
      * string whatever follows it in the attribute value. */
     char stored[MAX_STORED];
@@ -80,7 +83,7 @@ static int mims_argon2_verify(const struct berval *sch, const struct berval *pas
     else if (strncmp(stored, "$argon2i$", 9) == 0) type = Argon2_i;
     else if (strncmp(stored, "$argon2d$", 9) == 0) type = Argon2_d;
     else return LUTIL_PASSWD_ERR;
-    return argon2_verify(stored, cred->bv_val, cred->bv_len, type) == ARGON2_OK
+    return mims_argon2_verify(stored, cred->bv_val, cred->bv_len, type) == ARGON2_OK
                ? LUTIL_PASSWD_OK
                : LUTIL_PASSWD_ERR;
 }
@@ -108,5 +111,5 @@ int init_module(int argc, char *argv[]) {
     if (memory < 8 * parallelism || parallelism > ARGON2_MAX_LANES
         || memory > ARGON2_MAX_MEMORY || iterations > ARGON2_MAX_TIME)
         return -1;
-    return lutil_passwd_add((struct berval *)&scheme, mims_argon2_verify, mims_argon2_hash);
+    return lutil_passwd_add((struct berval *)&scheme, scheme_verify, scheme_hash);
 }

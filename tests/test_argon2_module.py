@@ -9,6 +9,7 @@ import ctypes
 import ctypes.util
 import os
 import platform
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,55 @@ def test_the_widest_width_the_cpu_has_is_chosen() -> None:
     assert probe(None)[0] == widest
     # A width the CPU lacks or no width at all is never taken at its word.
     assert probe("avx1024")[0] == widest
+
+
+def kept_lib():  # type: ignore[no-untyped-def]
+    """The library's hash and check with the thread's kept memory (argon2_kept.c)."""
+    lib = ctypes.CDLL(str(LIB))
+    u32, size, ptr = ctypes.c_uint32, ctypes.c_size_t, ctypes.c_void_p
+    lib.mims_argon2_hash_encoded.argtypes = [u32, u32, u32, ptr, size, ptr, size, size,
+                                             ctypes.c_char_p, size, ctypes.c_int]
+    lib.mims_argon2_verify.argtypes = [ctypes.c_char_p, ptr, size, ctypes.c_int]
+    return lib
+
+
+def kept_hash(lib, m: int, password: bytes, kind: al.Type = al.Type.ID) -> str:  # type: ignore[no-untyped-def]
+    out = ctypes.create_string_buffer(256)
+    salt = os.urandom(16)
+    assert lib.mims_argon2_hash_encoded(2, m, 1, password, len(password), salt, len(salt), 32,
+                                        out, len(out), kind.value) == 0
+    return out.value.decode()
+
+
+def test_the_kept_memory_hashes_and_checks_as_argon2_does() -> None:
+    lib = kept_lib()
+    made = kept_hash(lib, 4096, SECRET)
+    assert made.startswith("$argon2id$v=19$m=4096,t=2,p=1$")
+    assert argon2.PasswordHasher().verify(made, SECRET)
+    for kind in (al.Type.ID, al.Type.I, al.Type.D):
+        theirs = al.hash_secret(SECRET, os.urandom(16), time_cost=2, memory_cost=2048,
+                                parallelism=2, hash_len=32, type=kind)
+        assert lib.mims_argon2_verify(theirs, SECRET, len(SECRET), kind.value) == 0
+        assert lib.mims_argon2_verify(theirs, b"other", 5, kind.value) != 0
+    # a thread's block grows for a larger m and is used for smaller ones after
+    for m in (8192, 2048, 16384, 1024):
+        made = kept_hash(lib, m, b"pw")
+        assert lib.mims_argon2_verify(made.encode(), b"pw", 2, al.Type.ID.value) == 0
+
+
+@pytest.mark.parametrize("m", [19456, 40960])
+def test_a_thread_hashes_in_the_memory_it_kept_whatever_m(m: int) -> None:
+    """glibc hands a freed block back only below its mmap threshold (at most 32 MiB): at
+    m=32768 and above each hash faulted its pages in again (8,193 faults at 32 MiB). The
+    thread's kept block: after its first hash, none."""
+    lib = kept_lib()
+    kept_hash(lib, m, b"warm")
+    before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+    for _ in range(3):
+        made = kept_hash(lib, m, b"pw")
+        assert lib.mims_argon2_verify(made.encode(), b"pw", 2, al.Type.ID.value) == 0
+    per_hash = (resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before) / 6
+    assert per_hash < m // 4 / 20, f"{per_hash:.0f} page faults a hash"
 
 
 def student_hash(root, dn: str, value: bytes) -> None:
