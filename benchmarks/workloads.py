@@ -141,11 +141,29 @@ def mims_argon2() -> Any:
     lib = ctypes.CDLL(str(path))
     lib.mims_argon2_simd.restype = ctypes.c_char_p
     u32, size, ptr = ctypes.c_uint32, ctypes.c_size_t, ctypes.c_void_p
-    # argon2.h: argon2_hash(t, m, p, pwd, pwdlen, salt, saltlen, hash, hashlen, encoded,
-    # encodedlen, type, version)
-    lib.argon2_hash.argtypes = [u32, u32, u32, ptr, size, ptr, size, ptr, size, ptr, size,
-                                ctypes.c_int, u32]
+    # slapd-modules/argon2_kept.h: the hash and the check slapd's module makes
+    lib.mims_argon2_hash_encoded.argtypes = [u32, u32, u32, ptr, size, ptr, size, size,
+                                             ctypes.c_char_p, size, ctypes.c_int]
+    lib.mims_argon2_verify.argtypes = [ctypes.c_char_p, ptr, size, ctypes.c_int]
     return lib
+
+
+#: argon2_type in argon2.h
+ARGON2_TYPES = {argon2.Type.D: 0, argon2.Type.I: 1, argon2.Type.ID: 2}
+
+
+def mims_hash(lib: Any, a: argon2.Parameters, secret: bytes, salt: bytes) -> str:
+    """``secret`` hashed as slapd's module hashes (argon2_kept.c: the thread's kept memory),
+    at ``a``'s parameters (argon2 version 0x13, the only one it makes), encoded."""
+    import ctypes
+
+    out = ctypes.create_string_buffer(64 + 2 * (len(salt) + a.hash_len))
+    rc = lib.mims_argon2_hash_encoded(a.time_cost, a.memory_cost, a.parallelism, secret,
+                                      len(secret), salt, len(salt), a.hash_len, out, len(out),
+                                      ARGON2_TYPES[a.type])
+    if rc:
+        raise RuntimeError(f"mims_argon2_hash_encoded failed: {rc}")
+    return out.value.decode()
 
 
 def slapd_params(cfg: Config) -> argon2.Parameters:
@@ -166,21 +184,14 @@ def floor_implementation() -> str:
 
 
 def hasher(a: argon2.Parameters) -> Callable[[], None]:
-    """One argon2 hash at ``a``'s parameters, with the floor's implementation (memory reused
-    from one hash to the next by malloc, as in slapd's module)."""
+    """One argon2 hash at ``a``'s parameters, with the floor's implementation: slapd's
+    module's own code where it is built (its memory kept from one hash to the next)."""
     secret = b"Bench-Only-Password-1"
     salt = os.urandom(a.salt_len)
     lib = mims_argon2()
-    if lib is not None:
-        import ctypes
-
-        out = ctypes.create_string_buffer(a.hash_len)
-        kind = {argon2.Type.D: 0, argon2.Type.I: 1, argon2.Type.ID: 2}[a.type]
-
+    if lib is not None and a.version == 0x13:
         def mims() -> None:
-            if lib.argon2_hash(a.time_cost, a.memory_cost, a.parallelism, secret, len(secret),
-                               salt, len(salt), out, a.hash_len, None, 0, kind, a.version):
-                raise RuntimeError("argon2_hash failed")
+            mims_hash(lib, a, secret, salt)
         return mims
 
     def cffi() -> None:

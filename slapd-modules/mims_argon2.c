@@ -18,7 +18,7 @@
  * the other in the bind's own thread (the same hash; slapd's threads already fill the
  * cores).
  *
- * The password is never logged or kept; argon2 wipes its memory before freeing it.
+ * The password is never logged or kept; argon2 wipes its memory at the end of every hash.
  */
 
 #include "portable.h"

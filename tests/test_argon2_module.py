@@ -6,7 +6,6 @@ before it still sign in, and a stored value it cannot read is a refused bind, no
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import platform
 import resource
@@ -19,6 +18,7 @@ import argon2.low_level as al
 import ldap
 import pytest
 
+from benchmarks import workloads
 from mimsdir.config import PWCHECK_BUILD_DIR
 from mimsdir.connect import network_conn
 from mimsdir.directory import server
@@ -31,21 +31,19 @@ VECTORS = [(al.Type.ID, 3, 19456, 1), (al.Type.I, 3, 8192, 1), (al.Type.ID, 2, 4
            (al.Type.D, 1, 64, 2), (al.Type.ID, 1, 8, 1)]
 SECRET, SALT = "Sïgn-in ✓ 7".encode(), b"sixteen byte salt"
 
-# Run in a process of its own: the width is chosen once, when the library is loaded.
+# Run in a process of its own: the width is chosen once, when the library is loaded. Each
+# vector hashed as slapd's module hashes (argon2_kept.c), with a fixed salt.
 PROBE = f"""
-import ctypes
-lib = ctypes.CDLL({str(LIB)!r})
-lib.mims_argon2_simd.restype = ctypes.c_char_p
-u32, size, ptr = ctypes.c_uint32, ctypes.c_size_t, ctypes.c_void_p
-lib.argon2_hash.argtypes = [u32, u32, u32, ptr, size, ptr, size, ptr, size, ptr, size,
-                            ctypes.c_int, u32]
+import argon2
+from benchmarks.workloads import mims_argon2, mims_hash
+lib = mims_argon2()
 print(lib.mims_argon2_simd().decode())
 for t, tc, m, p in {[(v[0].value, *v[1:]) for v in VECTORS]!r}:
-    out = ctypes.create_string_buffer(32)
-    rc = lib.argon2_hash(tc, m, p, {SECRET!r}, {len(SECRET)}, {SALT!r}, {len(SALT)}, out, 32,
-                         None, 0, t, 0x13)
-    print(out.raw.hex() if rc == 0 else f"error {{rc}}")
+    a = argon2.Parameters(type=argon2.Type(t), version=0x13, salt_len={len(SALT)}, hash_len=32,
+                          time_cost=tc, memory_cost=m, parallelism=p)
+    print(mims_hash(lib, a, {SECRET!r}, {SALT!r}))
 """
+REPO = Path(__file__).resolve().parents[1]
 
 
 def cpu_flags() -> set[str]:
@@ -59,14 +57,14 @@ def probe(width: str | None) -> list[str]:
     env = {k: v for k, v in os.environ.items() if k != "MIMS_ARGON2_SIMD"}
     if width is not None:
         env["MIMS_ARGON2_SIMD"] = width
-    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, cwd=REPO, capture_output=True,
+                         text=True, check=True)
     return out.stdout.split()
 
 
 def expected() -> list[str]:
-    return [al.hash_secret_raw(SECRET, SALT, time_cost=t, memory_cost=m, parallelism=p,
-                               hash_len=32, type=kind, version=0x13).hex()
+    return [al.hash_secret(SECRET, SALT, time_cost=t, memory_cost=m, parallelism=p,
+                           hash_len=32, type=kind, version=0x13).decode()
             for kind, t, m, p in VECTORS]
 
 
@@ -91,20 +89,15 @@ def test_the_widest_width_the_cpu_has_is_chosen() -> None:
 
 def kept_lib():  # type: ignore[no-untyped-def]
     """The library's hash and check with the thread's kept memory (argon2_kept.c)."""
-    lib = ctypes.CDLL(str(LIB))
-    u32, size, ptr = ctypes.c_uint32, ctypes.c_size_t, ctypes.c_void_p
-    lib.mims_argon2_hash_encoded.argtypes = [u32, u32, u32, ptr, size, ptr, size, size,
-                                             ctypes.c_char_p, size, ctypes.c_int]
-    lib.mims_argon2_verify.argtypes = [ctypes.c_char_p, ptr, size, ctypes.c_int]
+    lib = workloads.mims_argon2()
+    assert lib is not None, f"{LIB} is not built (scripts/bootstrap.sh builds it)"
     return lib
 
 
 def kept_hash(lib, m: int, password: bytes, kind: al.Type = al.Type.ID) -> str:  # type: ignore[no-untyped-def]
-    out = ctypes.create_string_buffer(256)
-    salt = os.urandom(16)
-    assert lib.mims_argon2_hash_encoded(2, m, 1, password, len(password), salt, len(salt), 32,
-                                        out, len(out), kind.value) == 0
-    return out.value.decode()
+    a = argon2.Parameters(type=kind, version=0x13, salt_len=16, hash_len=32, time_cost=2,
+                          memory_cost=m, parallelism=1)
+    return workloads.mims_hash(lib, a, password, os.urandom(16))
 
 
 def test_the_kept_memory_hashes_and_checks_as_argon2_does() -> None:
@@ -173,11 +166,9 @@ def test_slapd_reuses_a_hash_memory_between_sign_ins(slapd, make) -> None:
 
 
 def libsodium_hash(password: bytes) -> str:
-    name = ctypes.util.find_library("sodium")
-    if name is None:
+    lib = workloads.libsodium()
+    if lib is None:
         pytest.skip("libsodium is not installed")
-    lib = ctypes.CDLL(name)
-    assert lib.sodium_init() >= 0
     out = ctypes.create_string_buffer(128)
     assert lib.crypto_pwhash_str_alg(out, password, ctypes.c_ulonglong(len(password)),
                                      ctypes.c_ulonglong(3), ctypes.c_size_t(19456 * 1024),

@@ -131,7 +131,7 @@ def durable(env: Path) -> None:
     sits in the page cache as dirty pages until the kernel writes them back (1 GiB at
     500,000 students), so a power cut in the next minutes loses or damages it. Then out of
     the page cache (:func:`mimsdir.disk.uncache`: slapd's writes into the load's large
-    folios cost a third more of its CPU a sign-in)."""
+    folios cost it about 40% more CPU a sign-in)."""
     fsync_file(env / "data.mdb")
     fsync_dir(env)
     uncache(env / "data.mdb")
