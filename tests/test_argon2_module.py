@@ -203,13 +203,14 @@ def test_a_stored_value_the_module_cannot_read_refuses_the_bind(slapd, make, roo
     assert binds(slapd, other.dn, "Still-there-58")
 
 
-def slappasswd(cfg, args: str, password: str = "Module-arg-pass-9") -> subprocess.CompletedProcess:
+def slappasswd(cfg, args: str, password: str = "Module-arg-pass-9",
+               scheme: str = "{ARGON2}") -> subprocess.CompletedProcess:
     pw_file = cfg.secrets_dir / "argon2-module-test.pw"
     pw_file.write_text(password)
     try:
         return subprocess.run(
             ["/usr/sbin/slappasswd", "-o", f"module-load={cfg.directory.argon2_module} {args}",
-             "-h", "{ARGON2}", "-T", str(pw_file)], capture_output=True, text=True)
+             "-h", scheme, "-T", str(pw_file)], capture_output=True, text=True)
     finally:
         pw_file.unlink()
 
@@ -222,7 +223,9 @@ def test_the_module_takes_openldaps_arguments_and_more_lanes(slapd) -> None:
     assert argon2.PasswordHasher().verify(made[len("{ARGON2}"):], "Module-arg-pass-9")
 
 
-@pytest.mark.parametrize("args", ["m=4", "t=0", "q=1", "m=lots", "p=0"])
+@pytest.mark.parametrize("args", ["m=4", "t=0", "q=1", "m=lots", "p=0", "m=8 p=2"])
 def test_the_module_refuses_arguments_argon2_cannot_use(slapd, args: str) -> None:
-    """Refused when slapd loads the module, not at the first password."""
-    assert slappasswd(slapd, args).returncode != 0
+    """Refused when slapd loads the module, not at the first password: the module is
+    loaded here and another scheme asked for, so no argon2 hash is made."""
+    assert slappasswd(slapd, "", scheme="{SSHA}").returncode == 0  # the module loads
+    assert slappasswd(slapd, args, scheme="{SSHA}").returncode != 0
